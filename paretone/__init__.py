@@ -1,0 +1,10 @@
+"""paretone: hardware-aware compression search for audio neural networks."""
+
+from importlib.metadata import PackageNotFoundError, version
+
+try:
+    __version__ = version("paretone")
+except PackageNotFoundError:  # running from a source tree that was never installed
+    __version__ = "0.0.0+unknown"
+
+__all__ = ["__version__"]

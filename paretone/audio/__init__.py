@@ -1,0 +1,44 @@
+"""Audio data: dataset layouts, splits, waveform loading and the log-mel front-end.
+
+Knows nothing of compression or search.
+"""
+
+from paretone.audio._catalog import (
+    AUDIO_SUFFIXES,
+    FSDD_HINT,
+    LAYOUTS,
+    Catalog,
+    Clip,
+    default_data_path,
+    open_dataset,
+)
+from paretone.audio._frontend import FrontEndConfig, LogMel
+from paretone.audio._loading import (
+    SplitSets,
+    WaveformSet,
+    fit_length,
+    load_splits,
+    load_waveforms,
+    read_waveform,
+)
+from paretone.audio._splits import Splits, make_splits
+
+__all__ = [
+    "AUDIO_SUFFIXES",
+    "FSDD_HINT",
+    "LAYOUTS",
+    "Catalog",
+    "Clip",
+    "FrontEndConfig",
+    "LogMel",
+    "SplitSets",
+    "Splits",
+    "WaveformSet",
+    "default_data_path",
+    "fit_length",
+    "load_splits",
+    "load_waveforms",
+    "make_splits",
+    "open_dataset",
+    "read_waveform",
+]

@@ -1,0 +1,120 @@
+"""Reading audio: soundfile for decoding, torchaudio for resampling, fixed length, deterministic."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import soundfile
+import torch
+import torchaudio.functional as AF
+from rich.progress import Progress
+
+from paretone.audio._catalog import Clip
+from paretone.audio._splits import Splits
+from paretone.errors import DataError
+
+
+@dataclass(frozen=True)
+class WaveformSet:
+    """Waveforms of equal length (N, samples) and their class indices (N,)."""
+
+    waveforms: torch.Tensor
+    targets: torch.Tensor
+
+    def __len__(self) -> int:
+        return int(self.targets.shape[0])
+
+
+def read_waveform(path: str | os.PathLike[str], *, sample_rate: int, clip_samples: int) -> torch.Tensor:
+    """Decode one file to mono float32 at ``sample_rate``, centre-cropped or centre-padded."""
+    try:
+        data, file_rate = soundfile.read(str(path), dtype="float32", always_2d=True)
+    except (soundfile.LibsndfileError, RuntimeError, OSError) as exc:
+        raise DataError(
+            f"{path}: cannot read audio ({_short(exc)}); replace the file or remove it from the data"
+        ) from None
+    if data.shape[0] == 0:
+        raise DataError(f"{path}: the audio file is empty; replace the file or remove it from the data")
+    if not np.isfinite(data).all():
+        raise DataError(f"{path}: audio holds NaN or infinite samples; re-export the file")
+    wave = torch.from_numpy(data.mean(axis=1))
+    if file_rate != sample_rate:
+        wave = AF.resample(wave, orig_freq=int(file_rate), new_freq=sample_rate)
+    return fit_length(wave, clip_samples)
+
+
+def fit_length(wave: torch.Tensor, samples: int) -> torch.Tensor:
+    """Centre-crop or zero-pad (equally on both sides) a 1-D waveform to ``samples``."""
+    extra = wave.shape[0] - samples
+    if extra > 0:
+        start = extra // 2
+        return wave[start : start + samples].contiguous()
+    if extra < 0:
+        left = -extra // 2
+        return torch.nn.functional.pad(wave, (left, -extra - left))
+    return wave
+
+
+def load_waveforms(
+    clips: Sequence[Clip],
+    labels: Sequence[str],
+    *,
+    sample_rate: int,
+    clip_samples: int,
+    progress: Callable[[], None] | None = None,
+) -> WaveformSet:
+    """Read ``clips`` into one tensor. ``progress`` is an optional callable advanced once per file."""
+    index = {label: i for i, label in enumerate(labels)}
+    waves = torch.empty(len(clips), clip_samples)
+    targets = torch.empty(len(clips), dtype=torch.long)
+    for row, clip in enumerate(clips):
+        if clip.label not in index:
+            raise DataError(f"{clip.path}: label {clip.label!r} is not one of the model's classes")
+        waves[row] = read_waveform(clip.path, sample_rate=sample_rate, clip_samples=clip_samples)
+        targets[row] = index[clip.label]
+        if progress is not None:
+            progress()
+    return WaveformSet(waves, targets)
+
+
+def _short(exc: BaseException) -> str:
+    """The reason alone: libsndfile prefixes it with "Error opening '<path>': "."""
+    lines = str(exc).strip().splitlines()
+    text = lines[-1] if lines else type(exc).__name__
+    return text.split("': ", 1)[1] if text.startswith("Error opening '") and "': " in text else text
+
+
+@dataclass(frozen=True)
+class SplitSets:
+    train: WaveformSet
+    validation: WaveformSet
+    test: WaveformSet
+
+
+def load_splits(
+    splits: Splits,
+    labels: Sequence[str],
+    *,
+    sample_rate: int,
+    clip_samples: int,
+    progress: Progress | None = None,
+) -> SplitSets:
+    """Read the three parts of ``splits``, showing one progress bar over all files."""
+    task = None
+    if progress is not None:
+        total = sum(splits.sizes().values())
+        task = progress.add_task("reading audio", total=total)
+
+    def advance() -> None:
+        if progress is not None:
+            progress.advance(task)
+
+    sets = [
+        load_waveforms(part, labels, sample_rate=sample_rate, clip_samples=clip_samples,
+                       progress=advance)
+        for part in (splits.train, splits.validation, splits.test)
+    ]
+    return SplitSets(*sets)

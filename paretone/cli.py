@@ -1,0 +1,164 @@
+"""The ``paretone`` command line. Nothing imports this module.
+
+User errors (``ParetoneError``) end as one line on stderr and exit code 2, without a traceback.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from paretone.errors import ParetoneError
+
+console = Console(stderr=True)
+
+
+class _UserError(click.ClickException):
+    exit_code = 2
+
+    def show(self, file: Any = None) -> None:
+        click.echo(f"paretone: error: {self.format_message()}", err=True)
+
+
+class _Cli(click.Group):
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except ParetoneError as exc:
+            raise _UserError(str(exc)) from None
+
+
+def _progress() -> Progress:
+    return Progress(
+        TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+        console=console,
+    )
+
+
+@click.group(cls=_Cli, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="paretone")
+def cli() -> None:
+    """Hardware-aware compression search for audio neural networks."""
+
+
+_data_options = [
+    click.option("--data", type=click.Path(path_type=Path), default=None,
+                 help="Dataset folder or manifest CSV (default: $PARETONE_DATA, then ../shared/data/fsdd)."),
+    click.option("--layout", type=click.Choice(["auto", "fsdd", "manifest", "folders"]), default="auto",
+                 show_default=True, help="How the dataset is organised."),
+    click.option("--split", default="default", show_default=True,
+                 help="default, official, speaker:NAME, fold:K or hash."),
+]
+
+
+def data_options(func: Any) -> Any:
+    for option in reversed(_data_options):
+        func = option(func)
+    return func
+
+
+@cli.command()
+@data_options
+@click.option("--check", is_flag=True, help="Also decode every audio file.")
+def data(data: Path | None, layout: str, split: str, check: bool) -> None:
+    """Describe a dataset and its train/validation/test split."""
+    from paretone.audio import FrontEndConfig, load_splits, make_splits, open_dataset
+
+    catalog = open_dataset(data, layout)
+    splits = make_splits(catalog, split)
+    click.echo(f"{catalog.root}: {catalog.layout} layout, {len(catalog.clips)} clips, "
+               f"{len(catalog.labels)} classes ({', '.join(catalog.labels)})")
+    if catalog.speakers:
+        click.echo(f"speakers: {', '.join(catalog.speakers)}")
+    sizes = splits.sizes()
+    click.echo(f"split {splits.name}: " + ", ".join(f"{k} {v}" for k, v in sizes.items()))
+    if check:
+        front = FrontEndConfig()
+        with _progress() as progress:
+            load_splits(splits, catalog.labels, sample_rate=front.sample_rate,
+                        clip_samples=front.clip_samples, progress=progress)
+        click.echo(f"all {sum(sizes.values())} files decoded")
+
+
+@cli.command()
+@data_options
+@click.option("--model", "family", type=click.Choice(["ast", "cnn"]), default="ast", show_default=True)
+@click.option("--dim", default=192, show_default=True, help="AST embedding width.")
+@click.option("--depth", default=4, show_default=True, help="AST blocks.")
+@click.option("--heads", default=4, show_default=True, help="AST attention heads.")
+@click.option("--mlp-ratio", default=2.0, show_default=True, help="AST feed-forward width / dim.")
+@click.option("--channels", default="16,16,32,32,64,64,128,128", show_default=True,
+              help="CNN output channels per conv block (max-pool after every second).")
+@click.option("--epochs", default=30, show_default=True)
+@click.option("--batch-size", default=32, show_default=True)
+@click.option("--lr", default=2e-3, show_default=True)
+@click.option("--seed", default=0, show_default=True)
+@click.option("--threads", default=2, show_default=True, help="CPU threads for training.")
+@click.option("--out", type=click.Path(path_type=Path), default=None,
+              help="Output folder (default: runs/teacher-<model>-<split>).")
+def train(data: Path | None, layout: str, split: str, family: str, dim: int, depth: int, heads: int,
+          mlp_ratio: float, channels: str, epochs: int, batch_size: int, lr: float, seed: int,
+          threads: int, out: Path | None) -> None:
+    """Train a teacher, save it (safetensors + JSON), export it to ONNX and report it."""
+    import torch
+
+    from paretone.audio import open_dataset
+    from paretone.errors import ConfigError
+    from paretone.models import ASTConfig, CNNConfig
+    from paretone.training import TrainConfig, train_teacher
+
+    if threads < 1:
+        raise ConfigError("--threads must be >= 1")
+    torch.set_num_threads(threads)
+    catalog = open_dataset(data, layout)
+    num_classes = len(catalog.labels)
+    if family == "ast":
+        config = ASTConfig.uniform(num_classes=num_classes, dim=dim, depth=depth, heads=heads,
+                                   mlp_ratio=mlp_ratio)
+    else:
+        try:
+            widths = tuple(int(c) for c in channels.split(","))
+        except ValueError:
+            raise ConfigError(f"--channels {channels!r}: give whole numbers separated by commas") from None
+        config = CNNConfig.uniform(num_classes=num_classes, channels=widths)
+    train_config = TrainConfig(epochs=epochs, batch_size=batch_size, lr=lr, seed=seed)
+    out = out or Path("runs") / f"teacher-{family}-{split.replace(':', '-')}"
+    with _progress() as progress:
+        metrics = train_teacher(catalog=catalog, split=split, model_config=config,
+                                train_config=train_config, out_dir=out, progress=progress)
+    _print_report(metrics, out)
+
+
+def _print_report(metrics: dict[str, Any], out: Path) -> None:
+    table = Table(title=f"teacher: {out}", show_header=False)
+    acc, model, onnx = metrics["accuracy"], metrics["model"], metrics["onnx"]
+    rows = [
+        ("split", f"{metrics['data']['split']} {metrics['data']['sizes']}"),
+        ("test accuracy", f"{acc['test']:.2%} (validation {acc['validation']:.2%})"),
+        ("parameters", f"{model['params']:,}"),
+        ("MACs per clip", f"{model['macs']:,}"),
+        ("ONNX file", f"{onnx['bytes']:,} bytes, test accuracy {onnx['test_accuracy']:.2%}, "
+                      f"max |logit diff| vs PyTorch {onnx['max_abs_logit_diff']:.2e}"),
+        *((f"ORT latency, {k.replace('_', ' ')}", f"{v['median_ms']:.3f} ms median "
+           f"(p10 {v['p10_ms']:.3f}, p90 {v['p90_ms']:.3f}, {v['repeats']} runs)")
+          for k, v in metrics["latency_ms"].items()),
+        ("training", f"{metrics['training']['epochs_run']} epochs, best {metrics['training']['best_epoch']}, "
+                     f"{metrics['training']['seconds']:.0f} s"),
+    ]
+    for key, value in rows:
+        table.add_row(key, value)
+    Console().print(table)
+
+
+def main() -> None:
+    cli.main(prog_name="paretone")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

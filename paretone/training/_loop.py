@@ -1,0 +1,115 @@
+"""The supervised training loop: AdamW, warm-up + cosine schedule, early stop on validation."""
+
+from __future__ import annotations
+
+import copy
+import math
+import time
+from dataclasses import dataclass, field
+
+import torch
+import torch.nn.functional as F
+from rich.progress import Progress
+
+from paretone.audio import WaveformSet
+from paretone.models import AudioModel
+from paretone.training._augment import augment_waveforms, spec_augment
+from paretone.training._config import TrainConfig
+
+
+@dataclass
+class EpochRecord:
+    epoch: int
+    train_loss: float
+    validation_accuracy: float
+    seconds: float
+
+
+@dataclass
+class FitResult:
+    best_epoch: int
+    best_validation_accuracy: float
+    seconds: float
+    history: list[EpochRecord] = field(default_factory=list)
+
+
+@torch.inference_mode()
+def predict_logits(model: AudioModel, data: WaveformSet, batch_size: int = 256) -> torch.Tensor:
+    was_training = model.training
+    model.eval()
+    logits = torch.cat([model(chunk) for chunk in data.waveforms.split(batch_size)])
+    model.train(was_training)
+    return logits
+
+
+def accuracy(model: AudioModel, data: WaveformSet) -> float:
+    """Top-1 accuracy in [0, 1]."""
+    return (predict_logits(model, data).argmax(1) == data.targets).float().mean().item()
+
+
+def _schedule(step: int, total: int, warmup: int) -> float:
+    if step < warmup:
+        return (step + 1) / warmup
+    progress = (step - warmup) / max(1, total - warmup)
+    return 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
+
+
+def fit(
+    model: AudioModel,
+    train: WaveformSet,
+    validation: WaveformSet,
+    config: TrainConfig,
+    *,
+    progress: Progress | None = None,
+) -> FitResult:
+    """Train ``model`` in place and leave it at its best validation epoch (eval mode)."""
+    torch.manual_seed(config.seed)
+    generator = torch.Generator().manual_seed(config.seed)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    steps_per_epoch = math.ceil(len(train) / config.batch_size)
+    total_steps = steps_per_epoch * config.epochs
+    warmup = int(config.warmup_epochs * steps_per_epoch)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda step: _schedule(step, total_steps, warmup)
+    )
+    task = progress.add_task("training", total=total_steps) if progress else None
+    result = FitResult(best_epoch=0, best_validation_accuracy=-1.0, seconds=0.0)
+    best_state = copy.deepcopy(model.state_dict())
+    start = time.perf_counter()
+    for epoch in range(1, config.epochs + 1):
+        epoch_start, loss_sum = time.perf_counter(), 0.0
+        model.train()
+        order = torch.randperm(len(train), generator=generator)
+        for batch in order.split(config.batch_size):
+            waves = augment_waveforms(train.waveforms[batch], config, generator)
+            features = spec_augment(model.features(waves), config, generator)
+            loss = F.cross_entropy(
+                model.classify(features), train.targets[batch], label_smoothing=config.label_smoothing
+            )
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 5.0)
+            optimizer.step()
+            scheduler.step()
+            loss_sum += loss.item() * len(batch)
+            if progress is not None:
+                progress.advance(task)
+        val_acc = accuracy(model, validation)
+        record = EpochRecord(epoch, loss_sum / len(train), val_acc, time.perf_counter() - epoch_start)
+        result.history.append(record)
+        if val_acc > result.best_validation_accuracy:
+            result.best_epoch, result.best_validation_accuracy = epoch, val_acc
+            best_state = copy.deepcopy(model.state_dict())
+        if progress is not None:
+            line = (f"epoch {epoch}/{config.epochs} loss {record.train_loss:.3f} "
+                    f"val {val_acc:.1%} (best {result.best_validation_accuracy:.1%}) {record.seconds:.0f} s")
+            progress.update(task, description=line)
+            progress.console.print(line)  # a lasting line per epoch, also in logs without a terminal
+        if epoch - result.best_epoch >= config.patience_epochs:
+            break
+    if progress is not None:
+        progress.update(task, completed=total_steps)
+    model.load_state_dict(best_state)
+    model.eval()
+    result.seconds = time.perf_counter() - start
+    return result

@@ -1,0 +1,82 @@
+"""The command line as a user meets it: real processes, exit codes, files written."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+import torch
+from conftest import write_tone
+
+from paretone.models import load_model
+
+
+def run(*args: str, cwd=None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "paretone.cli", *args], capture_output=True, text=True,
+                          cwd=cwd, timeout=600)
+
+
+def _assert_one_line_error(result: subprocess.CompletedProcess[str], *needles: str) -> None:
+    assert result.returncode == 2, result.stderr
+    lines = result.stderr.strip().splitlines()
+    errors = [line for line in lines if "error" in line.lower()]
+    # progress bars may precede it; the error itself is one line, the last one
+    assert errors == [lines[-1]] and lines[-1].startswith("paretone: error: "), result.stderr
+    assert "Traceback" not in result.stderr
+    for needle in needles:
+        assert needle in lines[-1]
+
+
+def test_missing_data_path(tmp_path):
+    _assert_one_line_error(run("data", "--data", str(tmp_path / "nope")), "nope", "no such file")
+
+
+def test_corrupt_wav_is_named_when_checking(tmp_path):
+    write_tone(tmp_path / "yes" / "a.wav")
+    for i in range(9):
+        write_tone(tmp_path / "no" / f"{i}.wav")
+        write_tone(tmp_path / "yes" / f"{i}.wav")
+    (tmp_path / "no" / "broken.wav").write_bytes(b"RIFF....WAVEfmt garbage")
+    result = run("data", "--data", str(tmp_path), "--split", "hash", "--check")
+    _assert_one_line_error(result, "broken.wav", "cannot read audio")
+
+
+def test_unknown_speaker(fsdd):
+    _assert_one_line_error(run("data", "--data", str(fsdd), "--split", "speaker:zed"), "zed")
+
+
+def test_data_describes_fsdd(fsdd):
+    result = run("data", "--data", str(fsdd), "--split", "speaker:nicolas")
+    assert result.returncode == 0, result.stderr
+    assert "3000 clips, 10 classes" in result.stdout
+    assert "split speaker:nicolas: train 2000, validation 500, test 500" in result.stdout
+
+
+def test_bad_training_option_is_a_one_line_error(fsdd, tmp_path):
+    result = run("train", "--data", str(fsdd), "--model", "cnn", "--channels", "8,x", "--out", str(tmp_path))
+    _assert_one_line_error(result, "--channels")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_train_writes_a_loadable_teacher_with_report(fsdd, tmp_path):
+    out = tmp_path / "teacher"
+    result = run("train", "--data", str(fsdd), "--dim", "32", "--depth", "1", "--heads", "2", "--epochs", "2",
+                 "--out", str(out))
+    assert result.returncode == 0, result.stderr
+    assert sorted(p.name for p in out.iterdir()) == [
+        "config.json", "metrics.json", "model.onnx", "weights.safetensors"]
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["data"]["split"] == "official"
+    assert metrics["training"]["epochs_run"] == 2
+    # an AST this small still learns digits in two epochs; chance is 10%
+    assert metrics["accuracy"]["test"] > 0.4
+    assert metrics["onnx"]["top1_agreement"] == 1.0
+    assert metrics["onnx"]["max_abs_logit_diff"] < 1e-3
+    assert metrics["onnx"]["test_accuracy"] == pytest.approx(metrics["accuracy"]["test"])
+    assert metrics["latency_ms"]["threads_1"]["median_ms"] > 0
+    assert "test accuracy" in result.stdout and "ORT latency, threads 1" in result.stdout
+    loaded = load_model(out)
+    assert loaded.labels == tuple(str(d) for d in range(10))
+    assert loaded.model(torch.zeros(1, 8000)).shape == (1, 10)
