@@ -12,7 +12,6 @@ import argparse
 import statistics
 import sys
 import time
-from dataclasses import replace
 from pathlib import Path
 
 import torch
@@ -25,17 +24,29 @@ from paretone.audio import FrontEndConfig, open_dataset
 from paretone.models import ASTConfig
 from paretone.training import TrainConfig, train_teacher
 
-NO_AUGMENT = {"shift_fraction": 0.0, "speed_range": 0.0, "noise_snr_db": (0.0, 0.0),
-              "freq_masks": 0, "time_masks": 0}
 
-
-def _run(catalog, split: str, out: Path, *, epochs: int, normalization: str = "utterance",
-         train_overrides: dict | None = None) -> dict:
+def _run(
+    catalog,
+    split: str,
+    out: Path,
+    *,
+    epochs: int,
+    normalization: str = "utterance",
+    augment: bool = True,
+) -> dict:
     front_end = FrontEndConfig(normalization=normalization)
     model_config = ASTConfig.uniform(num_classes=len(catalog.labels), front_end=front_end)
-    train_config = replace(TrainConfig(epochs=epochs), **(train_overrides or {}))
-    metrics = train_teacher(catalog=catalog, split=split, model_config=model_config,
-                            train_config=train_config, out_dir=out, latency_threads=(1,))
+    train_config = TrainConfig(epochs=epochs)
+    if not augment:
+        train_config = train_config.without_augmentation()
+    metrics = train_teacher(
+        catalog=catalog,
+        split=split,
+        model_config=model_config,
+        train_config=train_config,
+        out_dir=out,
+        latency_threads=(1,),
+    )
     return {
         "split": split,
         "test_accuracy": metrics["accuracy"]["test"],
@@ -73,13 +84,18 @@ def main(argv: list[str] | None = None) -> int:
         console.print(f"held-out {speaker}: {row['test_accuracy']:.2%}")
     variants = {
         "no per-utterance normalisation": {"normalization": "none"},
-        "no augmentation": {"train_overrides": NO_AUGMENT},
+        "no augmentation": {"augment": False},
     }
     ablation = []
     for name, options in variants.items():
         for speaker in ablation_speakers:
-            row = _run(catalog, f"speaker:{speaker}", args.runs / f"ablation-{speaker}-{len(ablation)}",
-                       epochs=epochs, **options)
+            row = _run(
+                catalog,
+                f"speaker:{speaker}",
+                args.runs / f"ablation-{speaker}-{len(ablation)}",
+                epochs=epochs,
+                **options,
+            )
             ablation.append({"variant": name, **row})
             console.print(f"{name}, held-out {speaker}: {row['test_accuracy']:.2%}")
 
@@ -99,11 +115,19 @@ def main(argv: list[str] | None = None) -> int:
     table = Table(title=f"teacher accuracy ({'quick' if args.quick else 'full'}, {epochs} epochs max)")
     for column in ("split / variant", "test acc", "val acc", "epochs", "train s"):
         table.add_column(column)
-    rows = [("official", official), *((f"LOSO {r['split'][8:]}", r) for r in loso),
-            *((f"{r['variant']} ({r['split'][8:]})", r) for r in ablation)]
+    rows = [
+        ("official", official),
+        *((f"LOSO {r['split'][8:]}", r) for r in loso),
+        *((f"{r['variant']} ({r['split'][8:]})", r) for r in ablation),
+    ]
     for name, r in rows:
-        table.add_row(name, f"{r['test_accuracy']:.2%}", f"{r['validation_accuracy']:.2%}",
-                      str(r["epochs_run"]), f"{r['train_seconds']:.0f}")
+        table.add_row(
+            name,
+            f"{r['test_accuracy']:.2%}",
+            f"{r['validation_accuracy']:.2%}",
+            str(r["epochs_run"]),
+            f"{r['train_seconds']:.0f}",
+        )
     table.add_row("LOSO mean", f"{result['loso_mean_test_accuracy']:.2%}", "", "", "")
     console.print(table)
     console.print(f"written {args.out}")

@@ -36,7 +36,10 @@ class _Cli(click.Group):
 
 def _progress() -> Progress:
     return Progress(
-        TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
         console=console,
     )
 
@@ -48,12 +51,25 @@ def cli() -> None:
 
 
 _data_options = [
-    click.option("--data", type=click.Path(path_type=Path), default=None,
-                 help="Dataset folder or manifest CSV (default: $PARETONE_DATA, then ../shared/data/fsdd)."),
-    click.option("--layout", type=click.Choice(["auto", "fsdd", "manifest", "folders"]), default="auto",
-                 show_default=True, help="How the dataset is organised."),
-    click.option("--split", default="default", show_default=True,
-                 help="default, official, speaker:NAME, fold:K or hash."),
+    click.option(
+        "--data",
+        type=click.Path(path_type=Path),
+        default=None,
+        help="Dataset folder or manifest CSV (default: $PARETONE_DATA, then ../shared/data/fsdd).",
+    ),
+    click.option(
+        "--layout",
+        type=click.Choice(["auto", "fsdd", "manifest", "folders"]),
+        default="auto",
+        show_default=True,
+        help="How the dataset is organised.",
+    ),
+    click.option(
+        "--split",
+        default="default",
+        show_default=True,
+        help="default, official, speaker:NAME, fold:K or hash.",
+    ),
 ]
 
 
@@ -72,8 +88,10 @@ def data(data: Path | None, layout: str, split: str, check: bool) -> None:
 
     catalog = open_dataset(data, layout)
     splits = make_splits(catalog, split)
-    click.echo(f"{catalog.root}: {catalog.layout} layout, {len(catalog.clips)} clips, "
-               f"{len(catalog.labels)} classes ({', '.join(catalog.labels)})")
+    click.echo(
+        f"{catalog.root}: {catalog.layout} layout, {len(catalog.clips)} clips, "
+        f"{len(catalog.labels)} classes ({', '.join(catalog.labels)})"
+    )
     if catalog.speakers:
         click.echo(f"speakers: {', '.join(catalog.speakers)}")
     sizes = splits.sizes()
@@ -81,8 +99,13 @@ def data(data: Path | None, layout: str, split: str, check: bool) -> None:
     if check:
         front = FrontEndConfig()
         with _progress() as progress:
-            load_splits(splits, catalog.labels, sample_rate=front.sample_rate,
-                        clip_samples=front.clip_samples, progress=progress)
+            load_splits(
+                splits,
+                catalog.labels,
+                sample_rate=front.sample_rate,
+                clip_samples=front.clip_samples,
+                progress=progress,
+            )
         click.echo(f"all {sum(sizes.values())} files decoded")
 
 
@@ -93,18 +116,40 @@ def data(data: Path | None, layout: str, split: str, check: bool) -> None:
 @click.option("--depth", default=4, show_default=True, help="AST blocks.")
 @click.option("--heads", default=4, show_default=True, help="AST attention heads.")
 @click.option("--mlp-ratio", default=2.0, show_default=True, help="AST feed-forward width / dim.")
-@click.option("--channels", default="16,16,32,32,64,64,128,128", show_default=True,
-              help="CNN output channels per conv block (max-pool after every second).")
+@click.option(
+    "--channels",
+    default="16,16,32,32,64,64,128,128",
+    show_default=True,
+    help="CNN output channels per conv block (max-pool after every second).",
+)
 @click.option("--epochs", default=30, show_default=True)
 @click.option("--batch-size", default=32, show_default=True)
 @click.option("--lr", default=2e-3, show_default=True)
 @click.option("--seed", default=0, show_default=True)
 @click.option("--threads", default=2, show_default=True, help="CPU threads for training.")
-@click.option("--out", type=click.Path(path_type=Path), default=None,
-              help="Output folder (default: runs/teacher-<model>-<split>).")
-def train(data: Path | None, layout: str, split: str, family: str, dim: int, depth: int, heads: int,
-          mlp_ratio: float, channels: str, epochs: int, batch_size: int, lr: float, seed: int,
-          threads: int, out: Path | None) -> None:
+@click.option(
+    "--out",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Output folder (default: runs/teacher-<model>-<split>).",
+)
+def train(
+    data: Path | None,
+    layout: str,
+    split: str,
+    family: str,
+    dim: int,
+    depth: int,
+    heads: int,
+    mlp_ratio: float,
+    channels: str,
+    epochs: int,
+    batch_size: int,
+    lr: float,
+    seed: int,
+    threads: int,
+    out: Path | None,
+) -> None:
     """Train a teacher, save it (safetensors + JSON), export it to ONNX and report it."""
     import torch
 
@@ -119,8 +164,9 @@ def train(data: Path | None, layout: str, split: str, family: str, dim: int, dep
     catalog = open_dataset(data, layout)
     num_classes = len(catalog.labels)
     if family == "ast":
-        config = ASTConfig.uniform(num_classes=num_classes, dim=dim, depth=depth, heads=heads,
-                                   mlp_ratio=mlp_ratio)
+        config = ASTConfig.uniform(
+            num_classes=num_classes, dim=dim, depth=depth, heads=heads, mlp_ratio=mlp_ratio
+        )
     else:
         try:
             widths = tuple(int(c) for c in channels.split(","))
@@ -130,8 +176,14 @@ def train(data: Path | None, layout: str, split: str, family: str, dim: int, dep
     train_config = TrainConfig(epochs=epochs, batch_size=batch_size, lr=lr, seed=seed)
     out = out or Path("runs") / f"teacher-{family}-{split.replace(':', '-')}"
     with _progress() as progress:
-        metrics = train_teacher(catalog=catalog, split=split, model_config=config,
-                                train_config=train_config, out_dir=out, progress=progress)
+        metrics = train_teacher(
+            catalog=catalog,
+            split=split,
+            model_config=config,
+            train_config=train_config,
+            out_dir=out,
+            progress=progress,
+        )
     _print_report(metrics, out)
 
 
@@ -143,13 +195,24 @@ def _print_report(metrics: dict[str, Any], out: Path) -> None:
         ("test accuracy", f"{acc['test']:.2%} (validation {acc['validation']:.2%})"),
         ("parameters", f"{model['params']:,}"),
         ("MACs per clip", f"{model['macs']:,}"),
-        ("ONNX file", f"{onnx['bytes']:,} bytes, test accuracy {onnx['test_accuracy']:.2%}, "
-                      f"max |logit diff| vs PyTorch {onnx['max_abs_logit_diff']:.2e}"),
-        *((f"ORT latency, {k.replace('_', ' ')}", f"{v['median_ms']:.3f} ms median "
-           f"(p10 {v['p10_ms']:.3f}, p90 {v['p90_ms']:.3f}, {v['repeats']} runs)")
-          for k, v in metrics["latency_ms"].items()),
-        ("training", f"{metrics['training']['epochs_run']} epochs, best {metrics['training']['best_epoch']}, "
-                     f"{metrics['training']['seconds']:.0f} s"),
+        (
+            "ONNX file",
+            f"{onnx['bytes']:,} bytes, test accuracy {onnx['test_accuracy']:.2%}, "
+            f"max |logit diff| vs PyTorch {onnx['max_abs_logit_diff']:.2e}",
+        ),
+        *(
+            (
+                f"ORT latency, {k.replace('_', ' ')}",
+                f"{v['median_ms']:.3f} ms median "
+                f"(p10 {v['p10_ms']:.3f}, p90 {v['p90_ms']:.3f}, {v['repeats']} runs)",
+            )
+            for k, v in metrics["latency_ms"].items()
+        ),
+        (
+            "training",
+            f"{metrics['training']['epochs_run']} epochs, best {metrics['training']['best_epoch']}, "
+            f"{metrics['training']['seconds']:.0f} s",
+        ),
     ]
     for key, value in rows:
         table.add_row(key, value)

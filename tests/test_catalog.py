@@ -21,8 +21,9 @@ def test_fsdd_layout_is_detected_with_speakers_and_indices(fsdd_catalog):
 
 def test_manifest_layout_resolves_relative_paths_and_folds(tmp_path, fsdd):
     rows = ["path,label,fold"]
-    for fold, name in enumerate(["0_george_1", "1_george_1", "0_theo_2", "1_theo_2", "0_lucas_3",
-                                 "1_lucas_3"]):
+    for fold, name in enumerate(
+        ["0_george_1", "1_george_1", "0_theo_2", "1_theo_2", "0_lucas_3", "1_lucas_3"]
+    ):
         dst = tmp_path / "audio" / f"{name}.wav"
         dst.parent.mkdir(exist_ok=True)
         shutil.copy(fsdd / "recordings" / f"{name}.wav", dst)

@@ -14,8 +14,9 @@ from paretone.models import load_model
 
 
 def run(*args: str, cwd=None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "paretone.cli", *args], capture_output=True, text=True,
-                          cwd=cwd, timeout=600)
+    return subprocess.run(
+        [sys.executable, "-m", "paretone.cli", *args], capture_output=True, text=True, cwd=cwd, timeout=600
+    )
 
 
 def _assert_one_line_error(result: subprocess.CompletedProcess[str], *needles: str) -> None:
@@ -62,11 +63,28 @@ def test_bad_training_option_is_a_one_line_error(fsdd, tmp_path):
 
 def test_train_writes_a_loadable_teacher_with_report(fsdd, tmp_path):
     out = tmp_path / "teacher"
-    result = run("train", "--data", str(fsdd), "--dim", "32", "--depth", "1", "--heads", "2", "--epochs", "2",
-                 "--out", str(out))
+    result = run(
+        "train",
+        "--data",
+        str(fsdd),
+        "--dim",
+        "32",
+        "--depth",
+        "1",
+        "--heads",
+        "2",
+        "--epochs",
+        "2",
+        "--out",
+        str(out),
+    )
     assert result.returncode == 0, result.stderr
     assert sorted(p.name for p in out.iterdir()) == [
-        "config.json", "metrics.json", "model.onnx", "weights.safetensors"]
+        "config.json",
+        "metrics.json",
+        "model.onnx",
+        "weights.safetensors",
+    ]
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["data"]["split"] == "official"
     assert metrics["training"]["epochs_run"] == 2

@@ -18,10 +18,14 @@ def real_audio(fsdd_catalog):
     return load_waveforms(clips, fsdd_catalog.labels, sample_rate=8000, clip_samples=8000)
 
 
-@pytest.mark.parametrize("config", [
-    ASTConfig.uniform(num_classes=10, dim=64, depth=2, heads=4),
-    CNNConfig.uniform(num_classes=10, channels=(8, 8, 16, 16)),
-], ids=["ast", "cnn"])
+@pytest.mark.parametrize(
+    "config",
+    [
+        ASTConfig.uniform(num_classes=10, dim=64, depth=2, heads=4),
+        CNNConfig.uniform(num_classes=10, channels=(8, 8, 16, 16)),
+    ],
+    ids=["ast", "cnn"],
+)
 def test_onnx_matches_pytorch_and_counts_the_same_macs(tmp_path, real_audio, config):
     torch.manual_seed(0)
     model = build_model(config).eval()

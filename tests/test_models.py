@@ -54,8 +54,13 @@ def test_ast_structure_names_real_modules_with_their_sizes():
     for unit in structure.prunable:
         assert all(name in modules for name in unit.modules)
     names = [layer.name for layer in structure.quantizable]
-    assert names[:5] == ["patch_embed", "blocks.0.attn.q", "blocks.0.attn.k", "blocks.0.attn.v",
-                         "blocks.0.attn.o"]
+    assert names[:5] == [
+        "patch_embed",
+        "blocks.0.attn.q",
+        "blocks.0.attn.k",
+        "blocks.0.attn.v",
+        "blocks.0.attn.o",
+    ]
     for layer in structure.quantizable:
         assert modules[layer.name].weight.numel() == layer.params
 
@@ -70,8 +75,9 @@ def test_cnn_structure_links_each_filter_group_to_its_consumer():
 
 def test_heterogeneous_blocks_model_a_pruned_student():
     teacher = SMALL_AST.blocks[0]
-    pruned = ASTBlockConfig(num_heads=2, qk_head_dim=8, v_head_dim=12, ffn_dim=40,
-                            attn_scale=teacher.attn_scale)
+    pruned = ASTBlockConfig(
+        num_heads=2, qk_head_dim=8, v_head_dim=12, ffn_dim=40, attn_scale=teacher.attn_scale
+    )
     student_config = ASTConfig(10, SMALL_AST.front_end, 64, (pruned, teacher))
     student = build_model(student_config)
     attn = student.blocks[0].attn
@@ -98,14 +104,17 @@ def test_complexity_counts_attention_matmuls_and_front_end():
     assert c.params == sum(p.numel() for p in build_model(config).parameters())
 
 
-@pytest.mark.parametrize("bad", [
-    lambda: ASTConfig.uniform(num_classes=10, dim=64, heads=3),
-    lambda: ASTConfig.uniform(num_classes=0),
-    lambda: ASTBlockConfig(0, 8, 8, 8, 0.1),
-    lambda: CNNConfig.uniform(num_classes=10, channels=()),
-    lambda: FrontEndConfig(n_mels=0),
-    lambda: config_from_dict({"family": "rnn", "front_end": {}}),
-])
+@pytest.mark.parametrize(
+    "bad",
+    [
+        lambda: ASTConfig.uniform(num_classes=10, dim=64, heads=3),
+        lambda: ASTConfig.uniform(num_classes=0),
+        lambda: ASTBlockConfig(0, 8, 8, 8, 0.1),
+        lambda: CNNConfig.uniform(num_classes=10, channels=()),
+        lambda: FrontEndConfig(n_mels=0),
+        lambda: config_from_dict({"family": "rnn", "front_end": {}}),
+    ],
+)
 def test_invalid_configs_are_refused(bad):
     with pytest.raises(ConfigError):
         bad()

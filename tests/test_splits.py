@@ -72,9 +72,14 @@ def test_class_missing_from_training_is_refused(tmp_path):
         make_splits(open_dataset(tmp_path / "m.csv"), "fold:3")
 
 
-@pytest.mark.parametrize(("split", "message"), [
-    ("speaker:bob", "not in the dataset"), ("fold:1", "needs a 'fold' column"), ("magic", "unknown split"),
-])
+@pytest.mark.parametrize(
+    ("split", "message"),
+    [
+        ("speaker:bob", "not in the dataset"),
+        ("fold:1", "needs a 'fold' column"),
+        ("magic", "unknown split"),
+    ],
+)
 def test_bad_split_names_are_refused(fsdd_catalog, split, message):
     with pytest.raises(DataError, match=message):
         make_splits(fsdd_catalog, split)

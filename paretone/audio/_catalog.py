@@ -125,9 +125,7 @@ def _read_fsdd(root: Path) -> Catalog:
                 f"{path}: name does not follow {{label}}_{{speaker}}_{{index}}.wav; "
                 "rename or remove it, or use --layout folders/manifest"
             )
-        clips.append(
-            Clip(path, match["label"], speaker=match["speaker"], index=int(match["index"]))
-        )
+        clips.append(Clip(path, match["label"], speaker=match["speaker"], index=int(match["index"])))
     return _catalog("fsdd", root, clips)
 
 
@@ -151,9 +149,7 @@ def _read_manifest(csv_path: Path) -> Catalog:
             raise DataError(f"{csv_path}:{line}: empty path or label; fill in or delete the row")
         audio = Path(raw_path) if Path(raw_path).is_absolute() else csv_path.parent / raw_path
         if not audio.is_file():
-            raise DataError(
-                f"{csv_path}:{line}: {audio} does not exist; fix the path or delete the row"
-            )
+            raise DataError(f"{csv_path}:{line}: {audio} does not exist; fix the path or delete the row")
         fold = None
         if (row.get("fold") or "").strip():
             try:
@@ -171,8 +167,6 @@ def _read_folders(root: Path) -> Catalog:
     for class_dir in sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith(("_", "."))):
         files = [p for p in class_dir.rglob("*") if p.suffix.lower() in AUDIO_SUFFIXES]
         if not files:
-            raise DataError(
-                f"{class_dir}: class folder holds no audio files; add recordings or remove it"
-            )
+            raise DataError(f"{class_dir}: class folder holds no audio files; add recordings or remove it")
         clips.extend(Clip(p, class_dir.name) for p in files)
     return _catalog("folders", root, clips)

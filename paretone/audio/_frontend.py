@@ -35,9 +35,7 @@ class FrontEndConfig:
             if getattr(self, name) <= 0:
                 raise ConfigError(f"front_end.{name} must be positive, got {getattr(self, name)}")
         if self.normalization not in NORMALIZATIONS:
-            raise ConfigError(
-                f"front_end.normalization {self.normalization!r}: use one of {NORMALIZATIONS}"
-            )
+            raise ConfigError(f"front_end.normalization {self.normalization!r}: use one of {NORMALIZATIONS}")
         if self.hop_length > self.n_fft:
             raise ConfigError("front_end.hop_length must not exceed n_fft (frames would skip audio)")
 

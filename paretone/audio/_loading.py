@@ -113,8 +113,7 @@ def load_splits(
             progress.advance(task)
 
     sets = [
-        load_waveforms(part, labels, sample_rate=sample_rate, clip_samples=clip_samples,
-                       progress=advance)
+        load_waveforms(part, labels, sample_rate=sample_rate, clip_samples=clip_samples, progress=advance)
         for part in (splits.train, splits.validation, splits.test)
     ]
     return SplitSets(*sets)

@@ -47,9 +47,7 @@ def make_splits(catalog: Catalog, split: str = "default") -> Splits:
     elif name == "speech-commands":
         parts = _speech_commands(catalog)
     else:
-        raise DataError(
-            f"unknown split {split!r}: use default, official, speaker:NAME, fold:K or hash"
-        )
+        raise DataError(f"unknown split {split!r}: use default, official, speaker:NAME, fold:K or hash")
     splits = Splits(name, *(tuple(p) for p in parts))
     _check(catalog, splits)
     return splits

@@ -1,8 +1,66 @@
 """Compression: the recipe of a compressed model, pruning, quantization, distillation and export.
 
-Today it holds the ONNX export every later operator builds on.
+Knows models and audio; knows no search.
 """
 
-from paretone.compress._export import INPUT_NAME, OUTPUT_NAME, export_onnx, onnx_logits
+from paretone.compress._deploy import LayerDeployment, export_compressed
+from paretone.compress._distill import distillation_loss, teacher_logits
+from paretone.compress._export import INPUT_NAME, OUTPUT_NAME, export_onnx, onnx_logits, weight_nodes
+from paretone.compress._fake_quant import (
+    ActivationQuantizer,
+    FakeQuantConv2d,
+    FakeQuantLinear,
+    attach_fake_quant,
+    quantize_weight,
+)
+from paretone.compress._formats import RUNTIME_FORMATS, WEIGHT_BITS, RuntimeFormat, format_for, formats_for
+from paretone.compress._prune import importance_scores, prune, student_config
+from paretone.compress._recipe import (
+    IMPORTANCE_CRITERIA,
+    RECIPE_FORMAT,
+    Distillation,
+    LayerPrecision,
+    Recipe,
+)
+from paretone.compress._student import (
+    RECIPE_FILE,
+    apply,
+    calibrate_activations,
+    load_student,
+    save_student,
+)
 
-__all__ = ["INPUT_NAME", "OUTPUT_NAME", "export_onnx", "onnx_logits"]
+__all__ = [
+    "IMPORTANCE_CRITERIA",
+    "INPUT_NAME",
+    "OUTPUT_NAME",
+    "RECIPE_FILE",
+    "RECIPE_FORMAT",
+    "RUNTIME_FORMATS",
+    "WEIGHT_BITS",
+    "ActivationQuantizer",
+    "Distillation",
+    "FakeQuantConv2d",
+    "FakeQuantLinear",
+    "LayerDeployment",
+    "LayerPrecision",
+    "Recipe",
+    "RuntimeFormat",
+    "apply",
+    "attach_fake_quant",
+    "calibrate_activations",
+    "distillation_loss",
+    "export_compressed",
+    "export_onnx",
+    "format_for",
+    "formats_for",
+    "importance_scores",
+    "load_student",
+    "onnx_logits",
+    "prune",
+    "quantize_weight",
+    "save_student",
+    "student_config",
+    "teacher_logits",
+    "weight_nodes",
+]

@@ -2,20 +2,26 @@
 
 from __future__ import annotations
 
+import ast
 import contextlib
 import io
+import itertools
 import logging
 import os
+import tempfile
 import warnings
 from pathlib import Path
 
 import numpy as np
+import onnx
 import torch
+from torch import nn
 
 from paretone._io import write_atomic
 from paretone.models import AudioModel
 
 INPUT_NAME, OUTPUT_NAME = "waveform", "logits"
+WEIGHT_OPS = ("MatMul", "Conv", "Gemm")
 
 
 def export_onnx(model: AudioModel, path: str | os.PathLike[str]) -> Path:
@@ -43,12 +49,60 @@ def export_onnx(model: AudioModel, path: str | os.PathLike[str]) -> Path:
             )
     finally:
         quiet.setLevel(level)
-    write_atomic(path, lambda tmp: program.save(str(tmp)))
+    with tempfile.TemporaryDirectory() as tmp:
+        raw = Path(tmp) / "raw.onnx"
+        program.save(str(raw))
+        proto = onnx.load(str(raw))
+    _name_weight_nodes(proto, _batchnorm_owners(model))
+    for node in proto.graph.node:  # stack traces and scopes: often more bytes than the weights
+        del node.metadata_props[:]
+    write_atomic(path, lambda tmp: onnx.save(proto, str(tmp)))
     return Path(path)
 
 
-def onnx_logits(onnx_path: str | os.PathLike[str], waveforms: torch.Tensor, *, threads: int = 1,
-                batch_size: int = 64) -> torch.Tensor:
+def _batchnorm_owners(model: nn.Module) -> dict[str, str]:
+    """BatchNorm name -> the conv right before it among its siblings.
+
+    The exporter folds such a BatchNorm into the conv, and the fused node carries the BatchNorm's
+    scope; this maps it back to the conv, the layer compression knows.
+    """
+    owners = {}
+    for parent_name, parent in model.named_modules():
+        children = list(parent.named_children())
+        for (conv_name, conv), (bn_name, bn) in itertools.pairwise(children):
+            if isinstance(conv, nn.Conv2d) and isinstance(bn, nn.BatchNorm2d):
+                prefix = f"{parent_name}." if parent_name else ""
+                owners[prefix + bn_name] = prefix + conv_name
+    return owners
+
+
+def _name_weight_nodes(model: onnx.ModelProto, aliases: dict[str, str]) -> None:
+    """Name each Conv/MatMul/Gemm node after the module that produced it: ``blocks.0.attn.q/MatMul``.
+
+    Compression addresses layers by module name, and so do the hardware models' per-kernel reports.
+    """
+    for node in model.graph.node:
+        if node.op_type not in WEIGHT_OPS:
+            continue
+        scopes = next((p.value for p in node.metadata_props if p.key == "pkg.torch.onnx.name_scopes"), None)
+        path = ast.literal_eval(scopes) if scopes else []
+        if len(path) >= 2:
+            node.name = f"{aliases.get(path[-2], path[-2])}/{node.op_type}"
+
+
+def weight_nodes(model: onnx.ModelProto) -> dict[str, onnx.NodeProto]:
+    """Module name -> the Conv/MatMul/Gemm node computing it, in a graph written by ``export_onnx``."""
+    nodes = {}
+    for node in model.graph.node:
+        module, _, op = node.name.rpartition("/")
+        if node.op_type in WEIGHT_OPS and op == node.op_type and module not in nodes:
+            nodes[module] = node
+    return nodes
+
+
+def onnx_logits(
+    onnx_path: str | os.PathLike[str], waveforms: torch.Tensor, *, threads: int = 1, batch_size: int = 64
+) -> torch.Tensor:
     """Run an exported model over ``waveforms`` (N, samples) with ONNX Runtime."""
     from paretone.hw_models import make_session
 

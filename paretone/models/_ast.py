@@ -27,7 +27,9 @@ class Attention(nn.Module):
     def __init__(self, dim: int, block: ASTBlockConfig, dropout: float) -> None:
         super().__init__()
         self.num_heads, self.qk_head_dim, self.v_head_dim = (
-            block.num_heads, block.qk_head_dim, block.v_head_dim
+            block.num_heads,
+            block.qk_head_dim,
+            block.v_head_dim,
         )
         self.scale = block.attn_scale
         self.q = nn.Linear(dim, block.num_heads * block.qk_head_dim)
@@ -106,11 +108,12 @@ class AST(AudioModel):
                 PrunableUnit(f"{attn}.heads", ATTENTION_HEADS, cfg.num_heads, qkvo),
                 PrunableUnit(f"{attn}.qk_channels", QK_CHANNELS, cfg.qk_head_dim, qkvo[:2]),
                 PrunableUnit(f"{attn}.v_channels", V_CHANNELS, cfg.v_head_dim, qkvo[2:]),
-                PrunableUnit(f"{p}.ffn.hidden", FFN_CHANNELS, cfg.ffn_dim,
-                             (f"{p}.ffn.fc1", f"{p}.ffn.fc2")),
+                PrunableUnit(f"{p}.ffn.hidden", FFN_CHANNELS, cfg.ffn_dim, (f"{p}.ffn.fc1", f"{p}.ffn.fc2")),
             ]
             quantizable += [linear_layer(n, getattr(block.attn, n[-1])) for n in qkvo]
-            quantizable += [linear_layer(f"{p}.ffn.fc1", block.ffn.fc1),
-                            linear_layer(f"{p}.ffn.fc2", block.ffn.fc2)]
-        quantizable.append(linear_layer("head", self.head))
+            quantizable += [
+                linear_layer(f"{p}.ffn.fc1", block.ffn.fc1),
+                linear_layer(f"{p}.ffn.fc2", block.ffn.fc2),
+            ]
+        # The classifier stays float: a few thousand weights, the most sensitive to rounding.
         return ModelStructure(tuple(prunable), tuple(quantizable))

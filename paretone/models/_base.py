@@ -41,12 +41,8 @@ class AudioModel(nn.Module, ABC):
 
 
 def linear_layer(name: str, layer: nn.Linear) -> QuantizableLayer:
-    return QuantizableLayer(
-        name, "linear", layer.in_features, layer.out_features, layer.weight.numel()
-    )
+    return QuantizableLayer(name, "linear", layer.in_features, layer.out_features, layer.weight.numel())
 
 
 def conv_layer(name: str, layer: nn.Conv2d) -> QuantizableLayer:
-    return QuantizableLayer(
-        name, "conv2d", layer.in_channels, layer.out_channels, layer.weight.numel()
-    )
+    return QuantizableLayer(name, "conv2d", layer.in_channels, layer.out_channels, layer.weight.numel())

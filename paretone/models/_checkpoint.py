@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -60,8 +61,16 @@ def save_model(
     return out
 
 
-def load_model(directory: str | os.PathLike[str]) -> LoadedModel:
-    """Rebuild a model from ``save_model`` output, in eval mode."""
+def load_model(
+    directory: str | os.PathLike[str],
+    *,
+    prepare: Callable[[AudioModel], AudioModel] | None = None,
+) -> LoadedModel:
+    """Rebuild a model from ``save_model`` output, in eval mode.
+
+    ``prepare`` transforms the freshly built model before its weights load (a compressed student
+    swaps in its fake-quantized layers there, whose state includes activation ranges).
+    """
     from paretone.models import build_model  # local: the package __init__ imports this module
 
     root = Path(directory)
@@ -96,6 +105,8 @@ def load_model(directory: str | os.PathLike[str]) -> LoadedModel:
             f"{weights_path}: not a readable safetensors file ({exc}); re-create the checkpoint"
         ) from None
     model = build_model(config)
+    if prepare is not None:
+        model = prepare(model)
     _load_state(model, tensors, weights_path)
     return LoadedModel(model.eval(), config, labels, dict(header.get("metadata") or {}))
 

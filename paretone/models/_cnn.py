@@ -10,7 +10,7 @@ import torch
 from torch import nn
 
 from paretone.audio import LogMel
-from paretone.models._base import AudioModel, conv_layer, linear_layer
+from paretone.models._base import AudioModel, conv_layer
 from paretone.models._config import CNNConfig
 from paretone.models._structure import CONV_FILTERS, ModelStructure, PrunableUnit
 
@@ -55,5 +55,5 @@ class CNN(AudioModel):
                 PrunableUnit(f"blocks.{i}.filters", CONV_FILTERS, block.conv.out_channels, modules)
             )
             quantizable.append(conv_layer(f"blocks.{i}.conv", block.conv))
-        quantizable.append(linear_layer("head", self.head))
+        # The classifier stays float: a few thousand weights, the most sensitive to rounding.
         return ModelStructure(tuple(prunable), tuple(quantizable))

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 import thop
 import torch
 import torchaudio
+from thop.vision.basic_hooks import count_convNd, count_linear
 from torch import nn
 
 from paretone.models._base import AudioModel, MatMul
@@ -40,6 +41,11 @@ def count_complexity(model: AudioModel) -> Complexity:
     probe = copy.deepcopy(model).eval()
     waveform = torch.zeros(1, model.front_end.config.clip_samples)
     custom = {MatMul: _count_matmul, torchaudio.transforms.MelScale: _count_mel_scale}
+    for module in probe.modules():  # thop matches exact types; count subclasses (fake-quant layers) too
+        if isinstance(module, nn.Linear) and type(module) is not nn.Linear:
+            custom[type(module)] = count_linear
+        elif isinstance(module, nn.Conv2d) and type(module) is not nn.Conv2d:
+            custom[type(module)] = count_convNd
     macs, _, layers = thop.profile(
         probe, inputs=(waveform,), custom_ops=custom, verbose=False, ret_layer_info=True
     )

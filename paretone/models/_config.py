@@ -53,8 +53,13 @@ class ASTConfig:
     family = "ast"
 
     def __post_init__(self) -> None:
-        _positive("ast", num_classes=self.num_classes, dim=self.dim,
-                  patch_mels=self.patch_mels, patch_frames=self.patch_frames)
+        _positive(
+            "ast",
+            num_classes=self.num_classes,
+            dim=self.dim,
+            patch_mels=self.patch_mels,
+            patch_frames=self.patch_frames,
+        )
         if not self.blocks:
             raise ConfigError("ast needs at least one block")
         if not 0 <= self.dropout < 1:
@@ -64,9 +69,7 @@ class ASTConfig:
 
     @property
     def num_patches(self) -> int:
-        return (self.front_end.n_mels // self.patch_mels) * (
-            self.front_end.frames // self.patch_frames
-        )
+        return (self.front_end.n_mels // self.patch_mels) * (self.front_end.frames // self.patch_frames)
 
     @classmethod
     def uniform(

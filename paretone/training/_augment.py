@@ -8,9 +8,7 @@ import torch.nn.functional as F
 from paretone.training._config import TrainConfig
 
 
-def augment_waveforms(
-    waves: torch.Tensor, config: TrainConfig, generator: torch.Generator
-) -> torch.Tensor:
+def augment_waveforms(waves: torch.Tensor, config: TrainConfig, generator: torch.Generator) -> torch.Tensor:
     """Random circular shift, one speed/pitch factor per batch, and white noise at a random SNR."""
     batch, samples = waves.shape
     if config.shift_fraction > 0:
@@ -20,8 +18,9 @@ def augment_waveforms(
         waves = waves.gather(1, index)
     if config.speed_range > 0:
         factor = 1 + (torch.rand((), generator=generator).item() * 2 - 1) * config.speed_range
-        stretched = F.interpolate(waves.unsqueeze(1), scale_factor=factor, mode="linear",
-                                  align_corners=False).squeeze(1)
+        stretched = F.interpolate(
+            waves.unsqueeze(1), scale_factor=factor, mode="linear", align_corners=False
+        ).squeeze(1)
         waves = _centre(stretched, samples)
     low, high = config.noise_snr_db
     if high > 0:
@@ -39,9 +38,7 @@ def _centre(waves: torch.Tensor, samples: int) -> torch.Tensor:
     return F.pad(waves, (-extra // 2, -extra - (-extra // 2)))
 
 
-def spec_augment(
-    features: torch.Tensor, config: TrainConfig, generator: torch.Generator
-) -> torch.Tensor:
+def spec_augment(features: torch.Tensor, config: TrainConfig, generator: torch.Generator) -> torch.Tensor:
     """Zero random frequency bands and time spans of (batch, mels, frames) features, per example."""
     batch, mels, frames = features.shape
     keep = torch.ones_like(features, dtype=torch.bool)

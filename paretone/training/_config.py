@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 from paretone.errors import ConfigError
@@ -40,6 +40,12 @@ class TrainConfig:
             raise ConfigError("train.label_smoothing must be in [0, 1), speed_range in [0, 0.5)")
         if self.patience_epochs < 1 or self.warmup_epochs < 0:
             raise ConfigError("train.patience_epochs must be >= 1 and warmup_epochs >= 0")
+
+    def without_augmentation(self) -> TrainConfig:
+        """The same settings with every augmentation off (distillation from cached clean logits)."""
+        return replace(
+            self, shift_fraction=0.0, speed_range=0.0, noise_snr_db=(0.0, 0.0), freq_masks=0, time_masks=0
+        )
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import torch
@@ -54,15 +55,28 @@ def _schedule(step: int, total: int, warmup: int) -> float:
     return 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
 
 
+LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]  # (logits, batch indices) -> loss
+
+
 def fit(
     model: AudioModel,
     train: WaveformSet,
     validation: WaveformSet,
     config: TrainConfig,
     *,
+    loss_fn: LossFn | None = None,
     progress: Progress | None = None,
 ) -> FitResult:
-    """Train ``model`` in place and leave it at its best validation epoch (eval mode)."""
+    """Train ``model`` in place and leave it at its best validation epoch (eval mode).
+
+    ``loss_fn`` receives the logits and the batch's indices into ``train`` (so a distillation loss
+    can look up cached teacher logits); the default is label-smoothed cross-entropy.
+    """
+    if loss_fn is None:
+
+        def loss_fn(logits: torch.Tensor, batch: torch.Tensor) -> torch.Tensor:
+            return F.cross_entropy(logits, train.targets[batch], label_smoothing=config.label_smoothing)
+
     torch.manual_seed(config.seed)
     generator = torch.Generator().manual_seed(config.seed)
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
@@ -83,9 +97,9 @@ def fit(
         for batch in order.split(config.batch_size):
             waves = augment_waveforms(train.waveforms[batch], config, generator)
             features = spec_augment(model.features(waves), config, generator)
-            loss = F.cross_entropy(
-                model.classify(features), train.targets[batch], label_smoothing=config.label_smoothing
-            )
+            loss = loss_fn(model.classify(features), batch)
+            if not torch.isfinite(loss):
+                raise FloatingPointError(f"training loss became {loss.item()} at epoch {epoch}")
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), 5.0)
@@ -101,8 +115,10 @@ def fit(
             result.best_epoch, result.best_validation_accuracy = epoch, val_acc
             best_state = copy.deepcopy(model.state_dict())
         if progress is not None:
-            line = (f"epoch {epoch}/{config.epochs} loss {record.train_loss:.3f} "
-                    f"val {val_acc:.1%} (best {result.best_validation_accuracy:.1%}) {record.seconds:.0f} s")
+            line = (
+                f"epoch {epoch}/{config.epochs} loss {record.train_loss:.3f} "
+                f"val {val_acc:.1%} (best {result.best_validation_accuracy:.1%}) {record.seconds:.0f} s"
+            )
             progress.update(task, description=line)
             progress.console.print(line)  # a lasting line per epoch, also in logs without a terminal
         if epoch - result.best_epoch >= config.patience_epochs:

@@ -41,8 +41,13 @@ def train_teacher(
     out = Path(out_dir)
     splits = make_splits(catalog, split)
     front = model_config.front_end
-    sets = load_splits(splits, catalog.labels, sample_rate=front.sample_rate,
-                       clip_samples=front.clip_samples, progress=progress)
+    sets = load_splits(
+        splits,
+        catalog.labels,
+        sample_rate=front.sample_rate,
+        clip_samples=front.clip_samples,
+        progress=progress,
+    )
     model = build_model(model_config)
     complexity = count_complexity(model)
     result = fit(model, sets.train, sets.validation, train_config, progress=progress)
@@ -54,20 +59,23 @@ def train_teacher(
         "sizes": splits.sizes(),
         "labels": list(catalog.labels),
     }
-    save_model(out, model, labels=catalog.labels,
-               metadata={"data": data_info, "train": train_config.to_dict()})
+    save_model(
+        out, model, labels=catalog.labels, metadata={"data": data_info, "train": train_config.to_dict()}
+    )
 
     onnx_path = export_onnx(model, out / ONNX_FILE)
     torch_logits = predict_logits(model, sets.test)
     ort_logits = onnx_logits(onnx_path, sets.test.waveforms)
-    latency = {
-        f"threads_{n}": measure_latency(onnx_path, threads=n).to_dict() for n in latency_threads
-    }
+    latency = {f"threads_{n}": measure_latency(onnx_path, threads=n).to_dict() for n in latency_threads}
     metrics = {
         "paretone_version": __version__,
-        "model": {"family": model_config.family, "params": complexity.params,
-                  "macs": complexity.macs, "dense_macs": complexity.dense_macs,
-                  "config": config_to_dict(model_config)},
+        "model": {
+            "family": model_config.family,
+            "params": complexity.params,
+            "macs": complexity.macs,
+            "dense_macs": complexity.dense_macs,
+            "config": config_to_dict(model_config),
+        },
         "data": data_info,
         "accuracy": {"validation": result.best_validation_accuracy, "test": test_accuracy},
         "training": {
@@ -84,8 +92,11 @@ def train_teacher(
             "test_accuracy": (ort_logits.argmax(1) == sets.test.targets).float().mean().item(),
         },
         "latency_ms": latency,
-        "device": {"cpu": _cpu_name(), "machine": platform.machine(),
-                   "torch_threads": torch.get_num_threads()},
+        "device": {
+            "cpu": _cpu_name(),
+            "machine": platform.machine(),
+            "torch_threads": torch.get_num_threads(),
+        },
     }
     write_json(out / METRICS_FILE, metrics)
     return metrics

@@ -1,0 +1,145 @@
+"""Fake quantization for fine-tuning at the bit-widths a recipe assigns (straight-through gradients).
+
+Weights: symmetric, per output channel, or per block of 32 inputs for weight-only linear layers (the
+granularity MatMulNBits stores). Activations: per tensor, asymmetric 8 bit, on the layer's input,
+with a range tracked by an exponential moving average during training and frozen in eval mode.
+The grid matches what the ONNX exporter writes, so the deployed model computes what was trained.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from paretone.compress._recipe import LayerPrecision
+
+NBITS_BLOCK = 32  # MatMulNBits block size used at export
+
+
+def _round_ste(x: torch.Tensor) -> torch.Tensor:
+    return x + (torch.round(x) - x).detach()
+
+
+def quantize_weight(weight: torch.Tensor, bits: int, block_size: int | None = None) -> torch.Tensor:
+    """Symmetric fake quantization of a weight, per output channel or per input block."""
+    qmax = 2 ** (bits - 1) - 1
+    if block_size is None:
+        flat = weight.reshape(weight.shape[0], -1)
+        # ONNX Runtime's symmetric per-channel int8: scale = absmax / 127, codes in [-127, 127]
+        scale = flat.detach().abs().amax(dim=1, keepdim=True).clamp_min(1e-12) / qmax
+        return (torch.clamp(_round_ste(flat / scale), -qmax, qmax) * scale).reshape(weight.shape)
+    out_features, in_features = weight.shape
+    pad = (-in_features) % block_size
+    blocks = F.pad(weight, (0, pad)).reshape(out_features, -1, block_size)
+    # MatMulNBits' symmetric grid: the block's largest-magnitude value v maps to code -2^(bits-1),
+    # so scale = v / -2^(bits-1) carries v's sign; codes lie in [-2^(bits-1), 2^(bits-1) - 1].
+    peak = blocks.gather(2, blocks.detach().abs().argmax(dim=2, keepdim=True))
+    scale = torch.where(peak.abs() < 1e-12, torch.full_like(peak, -1e-12), peak / -(qmax + 1)).detach()
+    quantized = torch.clamp(_round_ste(blocks / scale), -qmax - 1, qmax) * scale
+    return quantized.reshape(out_features, -1)[:, :in_features]
+
+
+class ActivationQuantizer(nn.Module):
+    """Per-tensor asymmetric fake quantization with an EMA-tracked range (a buffer, so it is saved)."""
+
+    def __init__(self, bits: int, momentum: float = 0.1) -> None:
+        super().__init__()
+        self.bits, self.momentum = bits, momentum
+        self.register_buffer("range_min", torch.tensor(0.0))
+        self.register_buffer("range_max", torch.tensor(0.0))
+        self.register_buffer("initialized", torch.tensor(False))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.training:
+            low, high = x.detach().min(), x.detach().max()
+            if not bool(self.initialized):
+                self.range_min.copy_(low)
+                self.range_max.copy_(high)
+                self.initialized.fill_(True)
+            else:
+                self.range_min.lerp_(low, self.momentum)
+                self.range_max.lerp_(high, self.momentum)
+        if not bool(self.initialized):
+            return x
+        low, high = (
+            torch.minimum(self.range_min, torch.zeros(())),
+            torch.maximum(self.range_max, torch.zeros(())),
+        )
+        levels = 2**self.bits - 1
+        scale = (high - low).clamp_min(1e-8) / levels
+        zero_point = torch.round(-low / scale)
+        q = torch.clamp(_round_ste(x / scale) + zero_point, 0, levels)
+        return (q - zero_point) * scale
+
+
+class FakeQuantLinear(nn.Linear):
+    """An ``nn.Linear`` (same parameter names) that computes at ``precision``."""
+
+    def __init__(self, source: nn.Linear, precision: LayerPrecision) -> None:
+        super().__init__(source.in_features, source.out_features, bias=source.bias is not None)
+        self.weight, self.bias = source.weight, source.bias
+        self.precision = precision
+        self.input_quant = (
+            ActivationQuantizer(precision.activation_bits) if precision.activation_bits else nn.Identity()
+        )
+
+    def quantized_weight(self) -> torch.Tensor:
+        bits = self.precision.weight_bits
+        if bits is None:
+            return self.weight
+        block = None if self.precision.activation_bits else NBITS_BLOCK
+        return quantize_weight(self.weight, bits, block)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.linear(self.input_quant(x), self.quantized_weight(), self.bias)
+
+
+class FakeQuantConv2d(nn.Conv2d):
+    """An ``nn.Conv2d`` (same parameter names) that computes at ``precision``."""
+
+    def __init__(self, source: nn.Conv2d, precision: LayerPrecision) -> None:
+        super().__init__(
+            source.in_channels,
+            source.out_channels,
+            source.kernel_size,
+            stride=source.stride,
+            padding=source.padding,
+            dilation=source.dilation,
+            groups=source.groups,
+            bias=source.bias is not None,
+        )
+        self.weight, self.bias = source.weight, source.bias
+        self.precision = precision
+        self.input_quant = (
+            ActivationQuantizer(precision.activation_bits) if precision.activation_bits else nn.Identity()
+        )
+
+    def quantized_weight(self) -> torch.Tensor:
+        bits = self.precision.weight_bits
+        return self.weight if bits is None else quantize_weight(self.weight, bits)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self._conv_forward(self.input_quant(x), self.quantized_weight(), self.bias)
+
+
+def attach_fake_quant(model: nn.Module, precision: dict[str, LayerPrecision]) -> nn.Module:
+    """Turn the named layers of ``model`` into fake-quantized ones, in place (weights kept)."""
+    modules = dict(model.named_modules())
+    for name, layer_precision in precision.items():
+        if layer_precision.is_float:
+            continue
+        module = modules[name]
+        if isinstance(module, nn.Linear):
+            replacement: nn.Module = FakeQuantLinear(module, layer_precision)
+        elif isinstance(module, nn.Conv2d):
+            replacement = FakeQuantConv2d(module, layer_precision)
+        else:
+            raise TypeError(f"{name} is a {type(module).__name__}, not a quantizable layer")
+        parent_name, _, child = name.rpartition(".")
+        setattr(modules[parent_name], child, replacement)
+    return model
+
+
+def fake_quant_layers(model: nn.Module) -> dict[str, FakeQuantLinear | FakeQuantConv2d]:
+    return {n: m for n, m in model.named_modules() if isinstance(m, FakeQuantLinear | FakeQuantConv2d)}
