@@ -187,6 +187,82 @@ def train(
     _print_report(metrics, out)
 
 
+@cli.command()
+@click.option("--teacher", type=click.Path(path_type=Path), required=True, help="Teacher folder.")
+@click.option(
+    "--recipe",
+    "recipe_path",
+    type=click.Path(path_type=Path),
+    required=True,
+    help="Recipe JSON (format paretone.recipe/1).",
+)
+@click.option("--data", type=click.Path(path_type=Path), default=None, help="Default: the teacher's data.")
+@click.option("--split", default=None, help="Default: the teacher's split.")
+@click.option("--epochs", default=8, show_default=True, help="Distillation fine-tuning epochs.")
+@click.option("--threads", default=2, show_default=True, help="CPU threads for training.")
+@click.option(
+    "--out",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Output folder (default: runs/student-<recipe name>).",
+)
+def compress(
+    teacher: Path,
+    recipe_path: Path,
+    data: Path | None,
+    split: str | None,
+    epochs: int,
+    threads: int,
+    out: Path | None,
+) -> None:
+    """Compress a teacher by a recipe, distil, export with real low-bit kernels and report."""
+    import json
+
+    import torch
+
+    from paretone.compress import Recipe
+    from paretone.errors import ConfigError
+    from paretone.evaluators import evaluate
+    from paretone.training import TrainConfig
+
+    try:
+        recipe = Recipe.from_dict(json.loads(recipe_path.read_text(encoding="utf-8")))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ConfigError(f"{recipe_path}: cannot read the recipe ({exc})") from None
+    except ConfigError as exc:
+        raise ConfigError(f"{recipe_path}: {exc}") from None
+    if threads < 1 or epochs < 1:
+        raise ConfigError("--threads and --epochs must be >= 1")
+    torch.set_num_threads(threads)
+    out = out or Path("runs") / f"student-{recipe_path.stem}"
+    config = TrainConfig(epochs=epochs, lr=5e-4, warmup_epochs=0, patience_epochs=4)
+    with _progress() as progress:
+        metrics = evaluate(
+            recipe, teacher, out, data=data, split=split, train_config=config, progress=progress
+        )
+    acc, lat, size = metrics["accuracy"], metrics["latency_ms"], metrics["file_bytes"]
+    formats: dict[str, int] = {}
+    for layer in metrics["layers"].values():
+        formats[layer["format"]] = formats.get(layer["format"], 0) + 1
+    table = Table(title=f"student: {out}", show_header=False)
+    for key, value in (
+        (
+            "test accuracy",
+            f"{acc['test']:.2%} (teacher {acc['teacher_test']:.2%}, ONNX {acc['onnx_test']:.2%})",
+        ),
+        ("parameters", f"{metrics['params']['student']:,} (teacher {metrics['params']['teacher']:,})"),
+        ("MACs per clip", f"{metrics['macs']['student']:,} (teacher {metrics['macs']['teacher']:,})"),
+        ("ONNX file", f"{size['student']:,} bytes (teacher {size['teacher']:,})"),
+        (
+            "ORT latency",
+            f"{lat['student']:.3f} ms (teacher {lat['teacher']:.3f} ms, {lat['threads']} thread)",
+        ),
+        ("layer formats", ", ".join(f"{k} x{v}" for k, v in sorted(formats.items()))),
+    ):
+        table.add_row(key, value)
+    Console().print(table)
+
+
 def _print_report(metrics: dict[str, Any], out: Path) -> None:
     table = Table(title=f"teacher: {out}", show_header=False)
     acc, model, onnx = metrics["accuracy"], metrics["model"], metrics["onnx"]

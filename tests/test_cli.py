@@ -61,23 +61,15 @@ def test_bad_training_option_is_a_one_line_error(fsdd, tmp_path):
     assert list(tmp_path.iterdir()) == []
 
 
-def test_train_writes_a_loadable_teacher_with_report(fsdd, tmp_path):
-    out = tmp_path / "teacher"
-    result = run(
-        "train",
-        "--data",
-        str(fsdd),
-        "--dim",
-        "32",
-        "--depth",
-        "1",
-        "--heads",
-        "2",
-        "--epochs",
-        "2",
-        "--out",
-        str(out),
-    )
+@pytest.fixture(scope="module")
+def trained(fsdd, tmp_path_factory):
+    out = tmp_path_factory.mktemp("cli") / "teacher"
+    args = ("--dim", "32", "--depth", "1", "--heads", "2", "--epochs", "2", "--out", str(out))
+    return out, run("train", "--data", str(fsdd), *args)
+
+
+def test_train_writes_a_loadable_teacher_with_report(trained):
+    out, result = trained
     assert result.returncode == 0, result.stderr
     assert sorted(p.name for p in out.iterdir()) == [
         "config.json",
@@ -98,3 +90,70 @@ def test_train_writes_a_loadable_teacher_with_report(fsdd, tmp_path):
     loaded = load_model(out)
     assert loaded.labels == tuple(str(d) for d in range(10))
     assert loaded.model(torch.zeros(1, 8000)).shape == (1, 10)
+
+
+def test_compress_builds_a_smaller_student_with_real_kernels(trained, tmp_path):
+    teacher, _ = trained
+    recipe = {
+        "format": "paretone.recipe/1",
+        "heads": {"blocks.0.attn.heads": 1},
+        "channels": {"blocks.0.ffn.hidden": 0.5},
+        "precision": {
+            "blocks.0.attn.q": {"weight_bits": 8, "activation_bits": 8},
+            "blocks.0.ffn.fc1": {"weight_bits": 4, "activation_bits": None},
+        },
+        "distillation": {"temperature": 2.0, "alpha": 0.5},
+    }
+    (tmp_path / "r.json").write_text(json.dumps(recipe))
+    out = tmp_path / "student"
+    result = run(
+        "compress",
+        "--teacher",
+        str(teacher),
+        "--recipe",
+        str(tmp_path / "r.json"),
+        "--epochs",
+        "1",
+        "--out",
+        str(out),
+    )
+    assert result.returncode == 0, result.stderr
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["split"] == "official"
+    assert metrics["params"]["student"] < metrics["params"]["teacher"]
+    assert metrics["file_bytes"]["student"] < metrics["file_bytes"]["teacher"]
+    assert metrics["layers"]["blocks.0.attn.q"]["format"] == "w8a8"
+    assert metrics["layers"]["blocks.0.ffn.fc1"]["onnx_node"] == "blocks.0.ffn.fc1/MatMul_Q4"
+    assert metrics["layers"]["blocks.0.attn.k"]["format"] == "float"
+    assert metrics["onnx_agreement"]["top1"] > 0.9
+    assert {"recipe.json", "model.onnx", "weights.safetensors", "config.json"} <= {
+        p.name for p in out.iterdir()
+    }
+    assert "layer formats" in result.stdout
+
+
+@pytest.mark.parametrize(
+    ("content", "needle"),
+    [
+        ("{not json", "cannot read the recipe"),
+        ('{"format": "paretone.recipe/1", "heads": {"blocks.5.attn.heads": 1}}', "blocks.5.attn.heads"),
+        ('{"format": "paretone.recipe/1", "channels": {"blocks.0.ffn.hidden": 0}}', "(0, 1]"),
+    ],
+)
+def test_compress_refuses_bad_recipes_and_writes_nothing(trained, tmp_path, content, needle):
+    teacher, _ = trained
+    (tmp_path / "r.json").write_text(content)
+    out = tmp_path / "student"
+    result = run(
+        "compress", "--teacher", str(teacher), "--recipe", str(tmp_path / "r.json"), "--out", str(out)
+    )
+    _assert_one_line_error(result, needle)
+    assert not out.exists()
+
+
+def test_compress_refuses_a_pickled_teacher(tmp_path):
+    (tmp_path / "teacher").mkdir()
+    (tmp_path / "teacher" / "model.pt").write_bytes(b"\x80\x04N.")
+    (tmp_path / "r.json").write_text('{"format": "paretone.recipe/1"}')
+    result = run("compress", "--teacher", str(tmp_path / "teacher"), "--recipe", str(tmp_path / "r.json"))
+    _assert_one_line_error(result, "never loaded")

@@ -1,4 +1,8 @@
-"""Evaluators: recipe -> fine-tuned student -> metrics and artifacts (runs inside a Ray task).
+"""Evaluators: recipe -> fine-tuned student -> metrics and artifacts.
 
-Populated by the compression and search work; nothing here yet.
+Plain, picklable arguments and results, so that the search can run them as Ray tasks.
 """
+
+from paretone.evaluators._evaluate import STUDENT_ONNX, evaluate
+
+__all__ = ["STUDENT_ONNX", "evaluate"]
