@@ -25,7 +25,6 @@ import numpy as np
 import onnx
 import torch
 from onnx import helper, numpy_helper
-from torch import nn
 
 from paretone._io import write_atomic
 from paretone.compress._export import INPUT_NAME, export_onnx, weight_nodes
@@ -47,25 +46,8 @@ def _plain_copy(student: AudioModel) -> AudioModel:
     deploy = copy.deepcopy(student).eval()
     modules = dict(deploy.named_modules())
     for name, layer in fake_quant_layers(deploy).items():
-        if isinstance(layer, nn.Linear):
-            plain: nn.Module = nn.Linear(layer.in_features, layer.out_features, bias=layer.bias is not None)
-        else:
-            plain = nn.Conv2d(
-                layer.in_channels,
-                layer.out_channels,
-                layer.kernel_size,
-                stride=layer.stride,
-                padding=layer.padding,
-                dilation=layer.dilation,
-                groups=layer.groups,
-                bias=layer.bias is not None,
-            )
-        with torch.no_grad():
-            plain.weight.copy_(layer.quantized_weight())
-            if layer.bias is not None:
-                plain.bias.copy_(layer.bias)
         parent, _, child = name.rpartition(".")
-        setattr(modules[parent], child, plain)
+        setattr(modules[parent], child, layer.frozen())
     return deploy
 
 

@@ -94,21 +94,17 @@ class FakeQuantLinear(nn.Linear):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return F.linear(self.input_quant(x), self.quantized_weight(), self.bias)
 
+    def frozen(self) -> nn.Linear:
+        """A plain float layer holding the rounded weights: what the exporter converts."""
+        plain = nn.Linear(self.in_features, self.out_features, bias=self.bias is not None)
+        return _copy_rounded(self, plain)
+
 
 class FakeQuantConv2d(nn.Conv2d):
     """An ``nn.Conv2d`` (same parameter names) that computes at ``precision``."""
 
     def __init__(self, source: nn.Conv2d, precision: LayerPrecision) -> None:
-        super().__init__(
-            source.in_channels,
-            source.out_channels,
-            source.kernel_size,
-            stride=source.stride,
-            padding=source.padding,
-            dilation=source.dilation,
-            groups=source.groups,
-            bias=source.bias is not None,
-        )
+        super().__init__(**_conv_shape(source))
         self.weight, self.bias = source.weight, source.bias
         self.precision = precision
         self.input_quant = (
@@ -121,6 +117,31 @@ class FakeQuantConv2d(nn.Conv2d):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self._conv_forward(self.input_quant(x), self.quantized_weight(), self.bias)
+
+    def frozen(self) -> nn.Conv2d:
+        """A plain float layer holding the rounded weights: what the exporter converts."""
+        return _copy_rounded(self, nn.Conv2d(**_conv_shape(self)))
+
+
+def _conv_shape(conv: nn.Conv2d) -> dict:
+    return {
+        "in_channels": conv.in_channels,
+        "out_channels": conv.out_channels,
+        "kernel_size": conv.kernel_size,
+        "stride": conv.stride,
+        "padding": conv.padding,
+        "dilation": conv.dilation,
+        "groups": conv.groups,
+        "bias": conv.bias is not None,
+    }
+
+
+@torch.no_grad()
+def _copy_rounded(source: FakeQuantLinear | FakeQuantConv2d, plain: nn.Module) -> nn.Module:
+    plain.weight.copy_(source.quantized_weight())
+    if source.bias is not None:
+        plain.bias.copy_(source.bias)
+    return plain
 
 
 def attach_fake_quant(model: nn.Module, precision: dict[str, LayerPrecision]) -> nn.Module:
