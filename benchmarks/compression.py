@@ -100,7 +100,7 @@ def _run_split(catalog, split: str, teacher_dir: Path, work: Path, quick: bool, 
     teacher = _teacher(catalog, split, teacher_dir, epochs=8 if quick else 30)
     cached = teacher_logits(teacher, sets.train, cache_dir=work / "cache")
     calibration = sets.train.waveforms[:64]
-    finetune = TrainConfig(epochs=finetune_epochs, lr=5e-4, warmup_epochs=0, patience_epochs=4)
+    finetune = TrainConfig.for_finetuning(finetune_epochs)
     rows = []
 
     teacher_onnx = export_onnx(teacher, work / f"{split}-teacher.onnx")
@@ -110,9 +110,7 @@ def _run_split(catalog, split: str, teacher_dir: Path, work: Path, quick: bool, 
         start = time.perf_counter()
         student = apply(recipe, teacher, data=sets.train)
         before = accuracy(student, sets.test)
-        distil(
-            student, sets.train, sets.validation, cached, recipe.distillation, finetune.without_augmentation()
-        )
+        distil(student, sets.train, sets.validation, cached, recipe.distillation, finetune)
         path = work / f"{split}-{name.replace(' ', '_')}.onnx"
         export_compressed(student, recipe, path, calibration=calibration)
         rows.append(

@@ -235,7 +235,7 @@ def compress(
         raise ConfigError("--threads and --epochs must be >= 1")
     torch.set_num_threads(threads)
     out = out or Path("runs") / f"student-{recipe_path.stem}"
-    config = TrainConfig(epochs=epochs, lr=5e-4, warmup_epochs=0, patience_epochs=4)
+    config = TrainConfig.for_finetuning(epochs)
     with _progress() as progress:
         metrics = evaluate(
             recipe, teacher, out, data=data, split=split, train_config=config, progress=progress

@@ -80,9 +80,7 @@ class FakeQuantLinear(nn.Linear):
         super().__init__(source.in_features, source.out_features, bias=source.bias is not None)
         self.weight, self.bias = source.weight, source.bias
         self.precision = precision
-        self.input_quant = (
-            ActivationQuantizer(precision.activation_bits) if precision.activation_bits else nn.Identity()
-        )
+        self.input_quant = _input_quantizer(precision)
 
     def quantized_weight(self) -> torch.Tensor:
         bits = self.precision.weight_bits
@@ -107,9 +105,7 @@ class FakeQuantConv2d(nn.Conv2d):
         super().__init__(**_conv_shape(source))
         self.weight, self.bias = source.weight, source.bias
         self.precision = precision
-        self.input_quant = (
-            ActivationQuantizer(precision.activation_bits) if precision.activation_bits else nn.Identity()
-        )
+        self.input_quant = _input_quantizer(precision)
 
     def quantized_weight(self) -> torch.Tensor:
         bits = self.precision.weight_bits
@@ -121,6 +117,10 @@ class FakeQuantConv2d(nn.Conv2d):
     def frozen(self) -> nn.Conv2d:
         """A plain float layer holding the rounded weights: what the exporter converts."""
         return _copy_rounded(self, nn.Conv2d(**_conv_shape(self)))
+
+
+def _input_quantizer(precision: LayerPrecision) -> nn.Module:
+    return ActivationQuantizer(precision.activation_bits) if precision.activation_bits else nn.Identity()
 
 
 def _conv_shape(conv: nn.Conv2d) -> dict:

@@ -72,7 +72,7 @@ def evaluate(
 
     student = apply(recipe, teacher, data=sets.train)
     cached = teacher_logits(teacher, sets.train, cache_dir=teacher_path / "cache")
-    config = train_config or TrainConfig(epochs=8, lr=5e-4, warmup_epochs=0, patience_epochs=4)
+    config = train_config or TrainConfig.for_finetuning()
     fit_result = distil(
         student,
         sets.train,

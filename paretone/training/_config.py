@@ -47,5 +47,10 @@ class TrainConfig:
             self, shift_fraction=0.0, speed_range=0.0, noise_snr_db=(0.0, 0.0), freq_masks=0, time_masks=0
         )
 
+    @classmethod
+    def for_finetuning(cls, epochs: int = 8) -> TrainConfig:
+        """Distillation of a compressed student: gentle lr, no warm-up, no augmentation."""
+        return cls(epochs=epochs, lr=5e-4, warmup_epochs=0, patience_epochs=4).without_augmentation()
+
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
