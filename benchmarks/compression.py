@@ -27,7 +27,7 @@ from rich.table import Table
 
 from paretone import __version__
 from paretone._io import write_json
-from paretone.audio import SplitSets, load_splits, make_splits, open_dataset
+from paretone.audio import FrontEndConfig, SplitSets, load_splits, make_splits, open_dataset
 from paretone.compress import (
     Distillation,
     LayerPrecision,
@@ -96,7 +96,7 @@ def _measure_all(rows: list[dict], rounds: int, repeats: int) -> None:
 
 def _run_split(catalog, split: str, teacher_dir: Path, work: Path, quick: bool, console: Console) -> dict:
     finetune_epochs, student_epochs = (3, 8) if quick else (8, 30)
-    sets = load_splits(make_splits(catalog, split), catalog.labels, sample_rate=8000, clip_samples=8000)
+    sets = load_splits(make_splits(catalog, split), catalog.labels, FrontEndConfig())
     teacher = _teacher(catalog, split, teacher_dir, epochs=8 if quick else 30)
     cached = teacher_logits(teacher, sets.train, cache_dir=work / "cache")
     calibration = sets.train.waveforms[:64]

@@ -97,15 +97,8 @@ def data(data: Path | None, layout: str, split: str, check: bool) -> None:
     sizes = splits.sizes()
     click.echo(f"split {splits.name}: " + ", ".join(f"{k} {v}" for k, v in sizes.items()))
     if check:
-        front = FrontEndConfig()
         with _progress() as progress:
-            load_splits(
-                splits,
-                catalog.labels,
-                sample_rate=front.sample_rate,
-                clip_samples=front.clip_samples,
-                progress=progress,
-            )
+            load_splits(splits, catalog.labels, FrontEndConfig(), progress=progress)
         click.echo(f"all {sum(sizes.values())} files decoded")
 
 

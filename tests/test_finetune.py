@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from paretone.audio import WaveformSet, load_splits, make_splits
+from paretone.audio import FrontEndConfig, WaveformSet, load_splits, make_splits
 from paretone.compress import Distillation, LayerPrecision, Recipe, apply, teacher_logits
 from paretone.models import ASTConfig, build_model
 from paretone.training import TrainConfig, accuracy, distil, fit, predict_logits
@@ -14,7 +14,7 @@ from paretone.training import TrainConfig, accuracy, distil, fit, predict_logits
 @pytest.fixture(scope="module")
 def sets(fsdd_catalog):
     splits = make_splits(fsdd_catalog, "official")
-    return load_splits(splits, fsdd_catalog.labels, sample_rate=8000, clip_samples=8000)
+    return load_splits(splits, fsdd_catalog.labels, FrontEndConfig())
 
 
 def _subset(data: WaveformSet, n: int) -> WaveformSet:

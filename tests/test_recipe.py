@@ -103,9 +103,11 @@ json_values = st.recursive(
     )
 )
 def test_fuzzed_recipes_fail_only_with_config_errors(data):
+    """Any JSON either parses into a recipe that round-trips, or fails with ConfigError alone."""
     try:
         recipe = Recipe.from_dict(data)
     except ConfigError:
         return
+    assert Recipe.from_dict(recipe.to_dict()) == recipe
     with contextlib.suppress(ConfigError):
         recipe.check(AST_STRUCTURE)

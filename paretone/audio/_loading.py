@@ -13,6 +13,7 @@ import torchaudio.functional as AF
 from rich.progress import Progress
 
 from paretone.audio._catalog import Clip
+from paretone.audio._frontend import FrontEndConfig
 from paretone.audio._splits import Splits
 from paretone.errors import DataError
 
@@ -97,9 +98,8 @@ class SplitSets:
 def load_splits(
     splits: Splits,
     labels: Sequence[str],
+    front_end: FrontEndConfig,
     *,
-    sample_rate: int,
-    clip_samples: int,
     progress: Progress | None = None,
 ) -> SplitSets:
     """Read the three parts of ``splits``, showing one progress bar over all files."""
@@ -113,7 +113,13 @@ def load_splits(
             progress.advance(task)
 
     sets = [
-        load_waveforms(part, labels, sample_rate=sample_rate, clip_samples=clip_samples, progress=advance)
+        load_waveforms(
+            part,
+            labels,
+            sample_rate=front_end.sample_rate,
+            clip_samples=front_end.clip_samples,
+            progress=advance,
+        )
         for part in (splits.train, splits.validation, splits.test)
     ]
     return SplitSets(*sets)

@@ -61,14 +61,7 @@ def evaluate(
             f"{list(catalog.labels)}; pass the dataset it was trained on"
         )
     splits = make_splits(catalog, split or data_info.get("split", "default"))
-    front = teacher.config.front_end
-    sets = load_splits(
-        splits,
-        catalog.labels,
-        sample_rate=front.sample_rate,
-        clip_samples=front.clip_samples,
-        progress=progress,
-    )
+    sets = load_splits(splits, catalog.labels, teacher.config.front_end, progress=progress)
 
     student = apply(recipe, teacher, data=sets.train)
     cached = teacher_logits(teacher, sets.train, cache_dir=teacher_path / "cache")

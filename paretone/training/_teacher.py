@@ -40,14 +40,7 @@ def train_teacher(
     """
     out = Path(out_dir)
     splits = make_splits(catalog, split)
-    front = model_config.front_end
-    sets = load_splits(
-        splits,
-        catalog.labels,
-        sample_rate=front.sample_rate,
-        clip_samples=front.clip_samples,
-        progress=progress,
-    )
+    sets = load_splits(splits, catalog.labels, model_config.front_end, progress=progress)
     model = build_model(model_config)
     complexity = count_complexity(model)
     result = fit(model, sets.train, sets.validation, train_config, progress=progress)
