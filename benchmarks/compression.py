@@ -15,7 +15,6 @@ Writes JSON to --out (default benchmarks/results/compression.json) and prints a 
 from __future__ import annotations
 
 import argparse
-import statistics
 import sys
 import tempfile
 import time
@@ -38,7 +37,7 @@ from paretone.compress import (
     onnx_logits,
     teacher_logits,
 )
-from paretone.hw_models import measure_latency
+from paretone.hw_models import measure_latencies
 from paretone.models import ASTConfig, AudioModel, build_model, count_complexity, load_model
 from paretone.training import TrainConfig, accuracy, distil, fit, predict_logits, train_teacher
 
@@ -82,16 +81,12 @@ def _case(name: str, model: AudioModel, onnx_path: Path, sets: SplitSets, **extr
     }
 
 
-def _measure_all(rows: list[dict], rounds: int, repeats: int) -> None:
-    """Interleave the models round by round so machine noise hits all of them alike."""
-    samples: dict[str, list[float]] = {r["case"]: [] for r in rows}
-    for _ in range(rounds):
-        for row in rows:
-            samples[row["case"]].append(measure_latency(row["onnx"], threads=1, repeats=repeats).median_ms)
-    base = statistics.median(samples[rows[0]["case"]])
-    for row in rows:
-        row["latency_ms"] = statistics.median(samples[row["case"]])
-        row["latency_vs_teacher"] = row["latency_ms"] / base
+def _measure_all(rows: list[dict], passes: int, runs: int) -> None:
+    """Interleaved passes over all models, so machine noise hits all of them alike."""
+    measured = measure_latencies([row["onnx"] for row in rows], threads=1, passes=passes, runs=runs)
+    for row, latency in zip(rows, measured, strict=True):
+        row["latency_ms"] = latency.latency_ms
+        row["latency_vs_teacher"] = latency.latency_ms / measured[0].latency_ms
 
 
 def _run_split(catalog, split: str, teacher_dir: Path, work: Path, quick: bool, console: Console) -> dict:
@@ -163,7 +158,7 @@ def _run_split(catalog, split: str, teacher_dir: Path, work: Path, quick: bool, 
         rows.append(_case(name, student, path, sets, seconds=round(time.perf_counter() - start, 1)))
         console.print(f"{split}: {name}: {rows[-1]['test_accuracy']:.2%}")
 
-    _measure_all(rows, rounds=3 if quick else 5, repeats=100 if quick else 200)
+    _measure_all(rows, passes=3 if quick else 5, runs=40)
     by_case = {r["case"]: r for r in rows}
     alone, distilled = by_case["small student alone"], by_case["small student distilled"]
     err_alone, err_distilled = 1 - alone["test_accuracy"], 1 - distilled["test_accuracy"]

@@ -3,7 +3,7 @@
 Knows models and audio; knows no search.
 """
 
-from paretone.compress._deploy import LayerDeployment, export_compressed
+from paretone.compress._deploy import LayerDeployment, export_compressed, quantize_onnx
 from paretone.compress._distill import distillation_loss, teacher_logits
 from paretone.compress._export import INPUT_NAME, OUTPUT_NAME, export_onnx, onnx_logits, weight_nodes
 from paretone.compress._fake_quant import (
@@ -58,6 +58,7 @@ __all__ = [
     "load_student",
     "onnx_logits",
     "prune",
+    "quantize_onnx",
     "quantize_weight",
     "save_student",
     "student_config",

@@ -65,15 +65,14 @@ def _quiet_quantizer_logs() -> Iterator[None]:
             lg.setLevel(level)
 
 
-class _Calibration:
-    """ONNX Runtime CalibrationDataReader over a few batches of real waveforms."""
+class _Feeds:
+    """ONNX Runtime CalibrationDataReader over a list of input feeds."""
 
-    def __init__(self, waveforms: torch.Tensor, batch_size: int = 16) -> None:
-        self._batches: Iterator[torch.Tensor] = iter(waveforms.split(batch_size))
+    def __init__(self, feeds: list[dict[str, np.ndarray]]) -> None:
+        self._feeds: Iterator[dict[str, np.ndarray]] = iter(feeds)
 
     def get_next(self) -> dict[str, np.ndarray] | None:
-        batch = next(self._batches, None)
-        return None if batch is None else {INPUT_NAME: batch.numpy().astype(np.float32)}
+        return next(self._feeds, None)
 
 
 def _activation_overrides(
@@ -104,7 +103,10 @@ def _activation_overrides(
 
 
 def _quantize_static(
-    model: onnx.ModelProto, nodes: list[str], calibration: torch.Tensor, overrides: dict[str, list[dict]]
+    model: onnx.ModelProto,
+    nodes: list[str],
+    feeds: list[dict[str, np.ndarray]],
+    overrides: dict[str, list[dict]],
 ) -> onnx.ModelProto:
     from onnxruntime.quantization import (
         CalibrationDataReader,
@@ -114,7 +116,7 @@ def _quantize_static(
         quantize_static,
     )
 
-    reader = type("Reader", (_Calibration, CalibrationDataReader), {})(calibration)
+    reader = type("Reader", (_Feeds, CalibrationDataReader), {})(feeds)
     with tempfile.TemporaryDirectory() as tmp:
         source, prepared, target = (Path(tmp) / f for f in ("float.onnx", "prepared.onnx", "qdq.onnx"))
         onnx.save(model, source)
@@ -207,6 +209,41 @@ def _verify(model: onnx.ModelProto, plan: dict[str, tuple[RuntimeFormat, str]]) 
     return report
 
 
+def quantize_onnx(
+    model: onnx.ModelProto,
+    plan: dict[str, tuple[RuntimeFormat, str]],
+    *,
+    feeds: list[dict[str, np.ndarray]],
+    overrides: dict[str, list[dict]] | None = None,
+) -> tuple[onnx.ModelProto, list[LayerDeployment]]:
+    """Convert the float nodes named in ``plan`` ({label: (format, ONNX node name)}) to their formats.
+
+    The one place that turns a format of ``RUNTIME_FORMATS`` into ONNX, shared by the exporter and
+    the hardware micro-benchmarks (so what is calibrated is what is shipped). ``feeds``: input
+    batches for int8 activation calibration; ``overrides``: pinned activation ranges per tensor.
+    Raises RuntimeError if a node did not convert.
+    """
+    model = copy.deepcopy(model)
+    del model.graph.value_info[:]  # dynamo's value_info can disagree with ORT's shape inference
+    with _quiet_quantizer_logs():
+        int8 = [node for fmt, node in plan.values() if fmt.activation_bits == 8]
+        if int8:
+            model = _quantize_static(model, int8, feeds, overrides or {})
+        for bits in (2, 4, 8):
+            weight_only = [
+                node
+                for fmt, node in plan.values()
+                if fmt.layer_kind == "linear" and fmt.weight_bits == bits and fmt.activation_bits is None
+            ]
+            if weight_only:
+                model = _matmul_nbits(model, weight_only, bits)
+    graph_nodes = {n.name: n for n in model.graph.node}
+    for fmt, node in plan.values():
+        if fmt.layer_kind == "conv2d" and fmt.weight_bits and fmt.activation_bits is None:
+            _dequantized_conv_weight(model, graph_nodes[node], fmt.weight_bits)
+    return model, _verify(model, plan)
+
+
 def export_compressed(
     student: AudioModel,
     recipe: Recipe,
@@ -228,25 +265,9 @@ def export_compressed(
         precision = recipe.precision.get(name)
         bits = (precision.weight_bits, precision.activation_bits) if precision else (None, None)
         plan[name] = (format_for(layer.kind, *bits), nodes[name].name)
-    del model.graph.value_info[:]  # dynamo's value_info can disagree with ORT's shape inference
-
-    with _quiet_quantizer_logs():
-        int8 = [node for fmt, node in plan.values() if fmt.activation_bits == 8]
-        if int8:
-            overrides = _activation_overrides(model, student, plan)
-            model = _quantize_static(model, int8, calibration, overrides)
-        for bits in (2, 4, 8):
-            weight_only = [
-                node
-                for fmt, node in plan.values()
-                if fmt.layer_kind == "linear" and fmt.weight_bits == bits and fmt.activation_bits is None
-            ]
-            if weight_only:
-                model = _matmul_nbits(model, weight_only, bits)
-    graph_nodes = {n.name: n for n in model.graph.node}
-    for fmt, node in plan.values():
-        if fmt.layer_kind == "conv2d" and fmt.weight_bits and fmt.activation_bits is None:
-            _dequantized_conv_weight(model, graph_nodes[node], fmt.weight_bits)
-    report = _verify(model, plan)
+    overrides = _activation_overrides(model, student, plan)
+    feeds = [{INPUT_NAME: batch.numpy().astype(np.float32)} for batch in calibration.split(16)]
+    model, report = quantize_onnx(model, plan, feeds=feeds, overrides=overrides)
+    del model.graph.value_info[:]  # shape hints the quantizer leaves: ONNX Runtime infers them again
     write_atomic(path, lambda tmp: onnx.save(model, str(tmp)))
     return report

@@ -1,8 +1,9 @@
 """Evaluators: recipe -> fine-tuned student -> metrics and artifacts.
 
-Plain, picklable arguments and results, so that the search can run them as Ray tasks.
+Plain, picklable arguments and results, so that the search can run them inside Ray workers.
 """
 
 from paretone.evaluators._evaluate import STUDENT_ONNX, evaluate
+from paretone.evaluators._trial import TeacherContext, TrialEvaluator, load_context
 
-__all__ = ["STUDENT_ONNX", "evaluate"]
+__all__ = ["STUDENT_ONNX", "TeacherContext", "TrialEvaluator", "evaluate", "load_context"]

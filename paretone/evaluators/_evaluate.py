@@ -15,7 +15,6 @@ from rich.progress import Progress
 
 from paretone import __version__
 from paretone._io import write_json
-from paretone.audio import load_splits, make_splits, open_dataset
 from paretone.compress import (
     Recipe,
     apply,
@@ -25,9 +24,9 @@ from paretone.compress import (
     save_student,
     teacher_logits,
 )
-from paretone.errors import CheckpointError
-from paretone.hw_models import measure_latency
-from paretone.models import count_complexity, load_model
+from paretone.evaluators._trial import load_context
+from paretone.hw_models import measure_latencies
+from paretone.models import count_complexity
 from paretone.training import TrainConfig, accuracy, distil, predict_logits
 
 STUDENT_ONNX = "model.onnx"
@@ -51,17 +50,9 @@ def evaluate(
     Writes the student checkpoint, recipe.json, model.onnx and metrics.json to ``out_dir``.
     """
     started = time.perf_counter()
-    teacher_path, out = Path(teacher_dir), Path(out_dir)
-    loaded = load_model(teacher_path)
-    teacher, data_info = loaded.model, loaded.metadata.get("data", {})
-    catalog = open_dataset(data or data_info.get("root"), data_info.get("layout", "auto"))
-    if catalog.labels != loaded.labels:
-        raise CheckpointError(
-            f"{teacher_path}: the teacher's classes {list(loaded.labels)} differ from the data's "
-            f"{list(catalog.labels)}; pass the dataset it was trained on"
-        )
-    splits = make_splits(catalog, split or data_info.get("split", "default"))
-    sets = load_splits(splits, catalog.labels, teacher.config.front_end, progress=progress)
+    out = Path(out_dir)
+    context = load_context(teacher_dir, data=data, split=split, progress=progress)
+    teacher, teacher_path, splits, sets = context.teacher, context.teacher_path, context.splits, context.sets
 
     student = apply(recipe, teacher, data=sets.train)
     cached = teacher_logits(teacher, sets.train, cache_dir=teacher_path / "cache")
@@ -80,8 +71,8 @@ def evaluate(
         out,
         student,
         recipe,
-        labels=catalog.labels,
-        metadata={"data": {**data_info, "split": splits.name}, "teacher": str(teacher_path)},
+        labels=context.labels,
+        metadata=context.student_metadata(),
     )
     onnx_path = out / STUDENT_ONNX
     deployment = export_compressed(student, recipe, onnx_path, calibration=sets.train.waveforms[:64])
@@ -91,10 +82,8 @@ def evaluate(
     ort_logits = onnx_logits(onnx_path, sets.test.waveforms, threads=latency_threads)
     torch_logits = predict_logits(student, sets.test)
     student_c, teacher_c = count_complexity(student), count_complexity(teacher)
-    latency = {
-        name: measure_latency(path, threads=latency_threads).median_ms
-        for name, path in (("teacher", teacher_onnx), ("student", onnx_path))
-    }
+    teacher_latency, student_latency = measure_latencies([teacher_onnx, onnx_path], threads=latency_threads)
+    latency = {"teacher": teacher_latency.latency_ms, "student": student_latency.latency_ms}
     metrics = {
         "paretone_version": __version__,
         "recipe": recipe.to_dict(),

@@ -1,69 +1,84 @@
-"""Measuring a real ONNX file with ONNX Runtime on this machine."""
+"""Measuring real ONNX files with ONNX Runtime on this machine.
+
+Several models compared side by side are timed in interleaved passes (the same method as
+calibration, see ``_kit_runner``), so a slow phase of a shared machine hits them all alike.
+"""
 
 from __future__ import annotations
 
 import os
-import statistics
-import time
+import random
 from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import Any
 
-import numpy as np
+from paretone.hw_models import _kit_runner
+
+make_session = _kit_runner.make_session
 
 
 @dataclass(frozen=True)
 class LatencyMeasurement:
-    """Batch-1 latency over ``repeats`` timed runs after warm-up, with the thread count pinned."""
+    """Batch-1 latency with the thread count pinned.
 
+    ``latency_ms``: median of the quietest pass (what predictions are fitted to and compared with);
+    ``median_ms``, ``p10_ms``, ``p90_ms``: over all timed runs of all passes.
+    """
+
+    latency_ms: float
     median_ms: float
     p10_ms: float
     p90_ms: float
     threads: int
     repeats: int
+    passes: int
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
 
-def make_session(onnx_path: str | os.PathLike[str], *, threads: int):
-    """A CPU session with ``threads`` intra-op threads and sequential execution (reproducible)."""
-    import onnxruntime as ort  # heavy: keep CLI start-up fast
-
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = threads
-    options.inter_op_num_threads = 1
-    options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    return ort.InferenceSession(str(onnx_path), options, providers=["CPUExecutionProvider"])
+def measure_latencies(
+    onnx_paths: list[str | os.PathLike[str]],
+    *,
+    threads: int = 1,
+    passes: int = 5,
+    runs: int = 40,
+    warmup: int = 10,
+) -> list[LatencyMeasurement]:
+    """Time every model in ``passes`` passes (shuffled order each pass) of ``runs`` runs each."""
+    if threads < 1 or passes < 1 or runs < 1 or warmup < 0:
+        raise ValueError("threads, passes and runs must be >= 1 and warmup >= 0")
+    paths = [Path(p) for p in onnx_paths]
+    times: list[list[list[float]]] = [[] for _ in paths]
+    for pass_index in range(passes):
+        order = list(range(len(paths)))
+        random.Random(pass_index).shuffle(order)
+        for i in order:
+            times[i].append(_kit_runner.time_runs(paths[i], threads=threads, warmup=warmup, runs=runs))
+    out = []
+    for per_pass in times:
+        summary = _kit_runner.summarize(per_pass)
+        out.append(
+            LatencyMeasurement(
+                latency_ms=summary["latency_ms"],
+                median_ms=summary["median_ms"],
+                p10_ms=summary["p10_ms"],
+                p90_ms=summary["p90_ms"],
+                threads=threads,
+                repeats=summary["repeats"],
+                passes=passes,
+            )
+        )
+    return out
 
 
 def measure_latency(
-    onnx_path: str | os.PathLike[str],
-    *,
-    threads: int = 1,
-    warmup: int = 20,
-    repeats: int = 200,
-    seed: int = 0,
+    onnx_path: str | os.PathLike[str], *, threads: int = 1, passes: int = 5, runs: int = 40
 ) -> LatencyMeasurement:
-    """Time single-clip inference; the input is noise of the model's declared input length."""
-    if threads < 1 or warmup < 0 or repeats < 1:
-        raise ValueError("threads and repeats must be >= 1 and warmup >= 0")
-    session = make_session(onnx_path, threads=threads)
-    (spec,) = session.get_inputs()
-    shape = [d if isinstance(d, int) else 1 for d in spec.shape]
-    feed = {spec.name: np.random.default_rng(seed).standard_normal(shape).astype(np.float32) * 0.1}
-    for _ in range(warmup):
-        session.run(None, feed)
-    times_ms = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        session.run(None, feed)
-        times_ms.append((time.perf_counter() - start) * 1e3)
-    deciles = statistics.quantiles(times_ms, n=10) if repeats > 1 else times_ms * 9
-    return LatencyMeasurement(
-        median_ms=statistics.median(times_ms),
-        p10_ms=deciles[0],
-        p90_ms=deciles[-1],
-        threads=threads,
-        repeats=repeats,
-    )
+    """One model alone (for side-by-side comparisons use ``measure_latencies``)."""
+    return measure_latencies([onnx_path], threads=threads, passes=passes, runs=runs)[0]
+
+
+def measure_peak_bytes(onnx_path: str | os.PathLike[str], *, threads: int = 1, processes: int = 3) -> int:
+    """Resident-memory rise from loading and running the model, median over fresh processes."""
+    return _kit_runner.peak_memory_bytes(onnx_path, threads=threads, processes=processes)

@@ -1,82 +1,15 @@
-"""The ``paretone`` command line. Nothing imports this module.
-
-User errors (``ParetoneError``) end as one line on stderr and exit code 2, without a traceback.
-"""
+"""Commands about data, training and compressing one model: data, train, compress."""
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 from typing import Any
 
 import click
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from paretone.errors import ParetoneError
-
-console = Console(stderr=True)
-
-
-class _UserError(click.ClickException):
-    exit_code = 2
-
-    def show(self, file: Any = None) -> None:
-        click.echo(f"paretone: error: {self.format_message()}", err=True)
-
-
-class _Cli(click.Group):
-    def invoke(self, ctx: click.Context) -> Any:
-        try:
-            return super().invoke(ctx)
-        except ParetoneError as exc:
-            raise _UserError(str(exc)) from None
-
-
-def _progress() -> Progress:
-    return Progress(
-        TextColumn("{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        console=console,
-    )
-
-
-@click.group(cls=_Cli, context_settings={"help_option_names": ["-h", "--help"]})
-@click.version_option(package_name="paretone")
-def cli() -> None:
-    """Hardware-aware compression search for audio neural networks."""
-
-
-_data_options = [
-    click.option(
-        "--data",
-        type=click.Path(path_type=Path),
-        default=None,
-        help="Dataset folder or manifest CSV (default: $PARETONE_DATA, then ../shared/data/fsdd).",
-    ),
-    click.option(
-        "--layout",
-        type=click.Choice(["auto", "fsdd", "manifest", "folders"]),
-        default="auto",
-        show_default=True,
-        help="How the dataset is organised.",
-    ),
-    click.option(
-        "--split",
-        default="default",
-        show_default=True,
-        help="default, official, speaker:NAME, fold:K or hash.",
-    ),
-]
-
-
-def data_options(func: Any) -> Any:
-    for option in reversed(_data_options):
-        func = option(func)
-    return func
+from paretone.cli._common import cli, data_options, progress_bar
 
 
 @cli.command()
@@ -97,7 +30,7 @@ def data(data: Path | None, layout: str, split: str, check: bool) -> None:
     sizes = splits.sizes()
     click.echo(f"split {splits.name}: " + ", ".join(f"{k} {v}" for k, v in sizes.items()))
     if check:
-        with _progress() as progress:
+        with progress_bar() as progress:
             load_splits(splits, catalog.labels, FrontEndConfig(), progress=progress)
         click.echo(f"all {sum(sizes.values())} files decoded")
 
@@ -168,7 +101,7 @@ def train(
         config = CNNConfig.uniform(num_classes=num_classes, channels=widths)
     train_config = TrainConfig(epochs=epochs, batch_size=batch_size, lr=lr, seed=seed)
     out = out or Path("runs") / f"teacher-{family}-{split.replace(':', '-')}"
-    with _progress() as progress:
+    with progress_bar() as progress:
         metrics = train_teacher(
             catalog=catalog,
             split=split,
@@ -229,7 +162,7 @@ def compress(
     torch.set_num_threads(threads)
     out = out or Path("runs") / f"student-{recipe_path.stem}"
     config = TrainConfig.for_finetuning(epochs)
-    with _progress() as progress:
+    with progress_bar() as progress:
         metrics = evaluate(
             recipe, teacher, out, data=data, split=split, train_config=config, progress=progress
         )
@@ -272,7 +205,7 @@ def _print_report(metrics: dict[str, Any], out: Path) -> None:
         *(
             (
                 f"ORT latency, {k.replace('_', ' ')}",
-                f"{v['median_ms']:.3f} ms median "
+                f"{v['latency_ms']:.3f} ms "
                 f"(p10 {v['p10_ms']:.3f}, p90 {v['p90_ms']:.3f}, {v['repeats']} runs)",
             )
             for k, v in metrics["latency_ms"].items()
@@ -286,11 +219,3 @@ def _print_report(metrics: dict[str, Any], out: Path) -> None:
     for key, value in rows:
         table.add_row(key, value)
     Console().print(table)
-
-
-def main() -> None:
-    cli.main(prog_name="paretone")
-
-
-if __name__ == "__main__":
-    sys.exit(main())

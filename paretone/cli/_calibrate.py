@@ -1,0 +1,202 @@
+"""``paretone calibrate``: measure a device, write a kit for a remote one, import it, validate."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import click
+from rich.console import Console
+from rich.progress import Progress, TaskID
+from rich.table import Table
+
+from paretone.cli._common import cli, progress_bar
+from paretone.errors import ConfigError
+
+if TYPE_CHECKING:
+    from paretone.hw_models import CalibrationSummary, ValidationReport
+    from paretone.models import AudioModel
+
+DEFAULT_PROFILE_DIR = Path("runs") / "devices"
+
+
+def _stages(progress: Progress) -> Callable[[str, int, int], None]:
+    """Adapt hw_models' (stage, done, total) callbacks to one rich bar per stage."""
+    tasks: dict[str, TaskID] = {}
+
+    def update(stage: str, done: int, total: int) -> None:
+        if stage not in tasks:
+            tasks[stage] = progress.add_task(stage, total=total)
+        progress.update(tasks[stage], completed=done, total=total)
+
+    return update
+
+
+def _teacher(teacher_dir: Path | None) -> AudioModel:
+    """The teacher whose students are calibrated; untrained weights suffice for timing."""
+    from paretone.models import ASTConfig, build_model, load_model
+
+    if teacher_dir is None:
+        return build_model(ASTConfig.uniform(num_classes=10)).eval()
+    return load_model(teacher_dir).model.eval()
+
+
+@cli.command()
+@click.option("--device", default=None, help="Device profile name (a folder under --profile-dir).")
+@click.option(
+    "--teacher",
+    "teacher_dir",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Teacher folder whose compressions to cover (default: the default AST, 10 classes).",
+)
+@click.option("--threads", default=1, show_default=True, help="ONNX Runtime intra-op threads.")
+@click.option(
+    "--models",
+    default=None,
+    type=int,
+    help="Random compressed whole models to measure [calibration: 12, --validate: 40].",
+)
+@click.option("--passes", default=5, show_default=True, help="Interleaved timing passes per model.")
+@click.option(
+    "--profile-dir",
+    type=click.Path(path_type=Path),
+    default=DEFAULT_PROFILE_DIR,
+    show_default=True,
+    help="Where device profiles live.",
+)
+@click.option("--kit", "kit_dir", type=click.Path(path_type=Path), default=None, help="Write a kit to DIR.")
+@click.option(
+    "--import",
+    "import_file",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Import a kit's results.json into --device's profile.",
+)
+@click.option("--validate", is_flag=True, help="Measure held-out models here and report prediction error.")
+@click.option("--report", type=click.Path(path_type=Path), default=None, help="--validate: write JSON here.")
+def calibrate(
+    device: str | None,
+    teacher_dir: Path | None,
+    threads: int,
+    models: int | None,
+    passes: int,
+    profile_dir: Path,
+    kit_dir: Path | None,
+    import_file: Path | None,
+    validate: bool,
+    report: Path | None,
+) -> None:
+    """Calibrate latency and memory predictors by real ONNX Runtime measurements.
+
+    \b
+    paretone calibrate --device laptop              measure this machine (re-running extends)
+    paretone calibrate --kit DIR                    kit for another device (onnxruntime + numpy)
+    paretone calibrate --device phone --import F    import the kit's results.json
+    paretone calibrate --device laptop --validate   held-out accuracy of the predictors
+    """
+    from paretone import hw_models
+
+    if sum(x is not None and x is not False for x in (kit_dir, import_file, validate or None)) > 1:
+        raise ConfigError("use one of --kit, --import and --validate at a time")
+    if threads < 1 or passes < 1 or (models is not None and models < 0):
+        raise ConfigError("--threads and --passes must be >= 1 and --models >= 0")
+    if kit_dir is None and device is None:
+        raise ConfigError("name the device: --device NAME (e.g. --device laptop)")
+    if kit_dir is not None:
+        teacher = _teacher(teacher_dir)
+        with progress_bar() as progress:
+            kit = hw_models.write_kit(
+                kit_dir,
+                kernels=hw_models.calibration_kernels(teacher.config),
+                teacher=teacher,
+                models=hw_models.random_models(
+                    teacher, 12 if models is None else models, seed=0, prefix="calibration"
+                ),
+                threads=threads,
+                passes=passes,
+                progress=_stages(progress),
+            )
+        click.echo(
+            f"kit written to {kit}: copy it to the device, run `python run_kit.py` there (needs onnxruntime "
+            f"and numpy), then `paretone calibrate --device NAME --import results.json`"
+        )
+        return
+    assert device is not None
+    if import_file is not None:
+        summary = hw_models.import_results(import_file, device=device, profile_dir=profile_dir)
+        _print_summary(summary, "imported")
+        return
+    if validate:
+        profile = hw_models.DeviceProfile.load(hw_models.profile_path(profile_dir, device))
+        with progress_bar() as progress:
+            result = hw_models.validate(
+                profile,
+                _teacher(teacher_dir),
+                models=40 if models is None else models,
+                passes=passes,
+                progress=_stages(progress),
+            )
+        _print_validation(result)
+        if report is not None:
+            report.parent.mkdir(parents=True, exist_ok=True)
+            report.write_text(json.dumps(result.to_dict(), indent=1))
+        return
+    with progress_bar() as progress:
+        summary = hw_models.calibrate(
+            device=device,
+            profile_dir=profile_dir,
+            teacher=_teacher(teacher_dir),
+            threads=threads,
+            models=12 if models is None else models,
+            passes=passes,
+            progress=_stages(progress),
+        )
+    _print_summary(summary, "calibrated")
+
+
+def _print_summary(summary: CalibrationSummary, verb: str) -> None:
+    click.echo(
+        f"{verb} {summary.profile}: +{summary.kernels_added} kernels, +{summary.models_added} whole models "
+        f"(now {summary.kernels_total} and {summary.models_total}) in {summary.seconds:.0f} s"
+    )
+
+
+def _print_validation(result: ValidationReport) -> None:
+    table = Table(title=f"device {result.device}: {result.models} held-out models, {result.seconds:.0f} s")
+    for column in ("prediction", "within 5%", "within 10%", "RMSPE", "worst"):
+        table.add_column(column)
+    rows = [
+        ("latency (calibrated)", result.latency),
+        ("latency (after refit on re-measured)", result.latency_after_refit),
+        ("latency (MACs proxy)", result.macs_proxy_latency),
+        ("file bytes (calibrated)", result.model_bytes),
+        ("file bytes (params proxy)", result.params_proxy_bytes),
+        ("peak memory (calibrated)", result.peak_bytes),
+    ]
+    for name, stats in rows:
+        if stats is not None:
+            table.add_row(
+                name,
+                f"{stats.within_5pct:.0%}",
+                f"{stats.within_10pct:.0%}",
+                f"{stats.rmspe_pct:.1f}%",
+                f"{stats.worst_pct:+.1f}%",
+            )
+    Console().print(table)
+    if result.drift is not None:
+        click.echo(f"drift: calibration models now run at {result.drift:.2f}x their profiled latency")
+        if abs(result.drift - 1) > 0.05:
+            click.echo(
+                "warning: this machine's speed changed since calibration (shared or throttled CPU?); "
+                "predictions are for the calibrated state: re-calibrate if the change persists"
+            )
+    if result.coverage < 1:
+        click.echo(f"warning: kernel coverage as low as {result.coverage:.0%}: calibrate with --teacher")
+    for row in result.worst():
+        click.echo(
+            f"worst: {row['name']}: measured {row['latency_ms']:.3f} ms, predicted "
+            f"{row['predicted_latency_ms']:.3f} ms ({row['latency_error_pct']:+.1f}%)"
+        )

@@ -1,0 +1,74 @@
+"""What every command shares: the click group, error handling, progress bars, data options."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import click
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from paretone.errors import ParetoneError
+
+console = Console(stderr=True)
+
+
+class UserError(click.ClickException):
+    exit_code = 2
+
+    def show(self, file: Any = None) -> None:
+        click.echo(f"paretone: error: {self.format_message()}", err=True)
+
+
+class ParetoneGroup(click.Group):
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except ParetoneError as exc:
+            raise UserError(str(exc)) from None
+
+
+def progress_bar() -> Progress:
+    return Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=console,
+    )
+
+
+_data_options = [
+    click.option(
+        "--data",
+        type=click.Path(path_type=Path),
+        default=None,
+        help="Dataset folder or manifest CSV (default: $PARETONE_DATA, then ../shared/data/fsdd).",
+    ),
+    click.option(
+        "--layout",
+        type=click.Choice(["auto", "fsdd", "manifest", "folders"]),
+        default="auto",
+        show_default=True,
+        help="How the dataset is organised.",
+    ),
+    click.option(
+        "--split",
+        default="default",
+        show_default=True,
+        help="default, official, speaker:NAME, fold:K or hash.",
+    ),
+]
+
+
+def data_options(func: Any) -> Any:
+    for option in reversed(_data_options):
+        func = option(func)
+    return func
+
+
+@click.group(cls=ParetoneGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="paretone")
+def cli() -> None:
+    """Hardware-aware compression search for audio neural networks."""

@@ -1,0 +1,115 @@
+"""Search trials: a teacher and its data held in memory, evaluating one recipe after another.
+
+A search worker (a Ray actor) owns one ``TrialEvaluator``, so the audio is decoded and the
+teacher's logits computed once per worker, not once per trial. Arguments and results are plain
+(recipe dicts, paths, floats): nothing here knows Ray or Optuna.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from rich.progress import Progress
+
+from paretone.audio import Splits, SplitSets, load_splits, make_splits, open_dataset
+from paretone.compress import Recipe, apply, save_student, teacher_logits
+from paretone.errors import CheckpointError
+from paretone.models import AudioModel, count_complexity, load_model
+from paretone.training import TrainConfig, accuracy, distil
+
+
+@dataclass
+class TeacherContext:
+    """The teacher, its labels and its data splits, loaded once."""
+
+    teacher_path: Path
+    teacher: AudioModel
+    labels: tuple[str, ...]
+    splits: Splits
+    sets: SplitSets
+    data_info: dict[str, Any]  # the teacher's data settings (root, layout, split)
+
+    def student_metadata(self) -> dict[str, Any]:
+        return {"data": {**self.data_info, "split": self.splits.name}, "teacher": str(self.teacher_path)}
+
+
+def load_context(
+    teacher_dir: str | os.PathLike[str],
+    *,
+    data: str | os.PathLike[str] | None = None,
+    split: str | None = None,
+    progress: Progress | None = None,
+) -> TeacherContext:
+    """Load a teacher and the data it was trained on (or ``data``/``split`` if given)."""
+    teacher_path = Path(teacher_dir)
+    loaded = load_model(teacher_path)
+    data_info = loaded.metadata.get("data", {})
+    catalog = open_dataset(data or data_info.get("root"), data_info.get("layout", "auto"))
+    if catalog.labels != loaded.labels:
+        raise CheckpointError(
+            f"{teacher_path}: the teacher's classes {list(loaded.labels)} differ from the data's "
+            f"{list(catalog.labels)}; pass the dataset it was trained on"
+        )
+    splits = make_splits(catalog, split or data_info.get("split", "default"))
+    sets = load_splits(splits, catalog.labels, loaded.model.config.front_end, progress=progress)
+    return TeacherContext(teacher_path, loaded.model.eval(), loaded.labels, splits, sets, data_info)
+
+
+class TrialEvaluator:
+    def __init__(
+        self,
+        teacher_dir: str | os.PathLike[str],
+        *,
+        data: str | os.PathLike[str] | None = None,
+        split: str | None = None,
+        threads: int = 1,
+    ) -> None:
+        if threads < 1:
+            raise ValueError("threads must be >= 1")
+        torch.set_num_threads(threads)
+        self.context = load_context(teacher_dir, data=data, split=split)
+        self._logits: torch.Tensor | None = None
+
+    def untuned_accuracy(self, recipe: dict[str, Any]) -> float:
+        """Validation accuracy of the compressed student before any fine-tuning (seconds, not minutes)."""
+        student = apply(Recipe.from_dict(recipe), self.context.teacher, data=self.context.sets.train)
+        return accuracy(student, self.context.sets.validation)
+
+    def fine_tune(
+        self, recipe: dict[str, Any], *, epochs: int, out_dir: str | os.PathLike[str]
+    ) -> dict[str, Any]:
+        """Distil the student for ``epochs``, save it to ``out_dir``, return its validation metrics.
+
+        Raises FloatingPointError on a non-finite loss (the trial fails with that reason).
+        """
+        started = time.perf_counter()
+        context, parsed = self.context, Recipe.from_dict(recipe)
+        if self._logits is None:
+            self._logits = teacher_logits(
+                context.teacher, context.sets.train, cache_dir=context.teacher_path / "cache"
+            )
+        student = apply(parsed, context.teacher, data=context.sets.train)
+        result = distil(
+            student,
+            context.sets.train,
+            context.sets.validation,
+            self._logits,
+            parsed.distillation,
+            TrainConfig.for_finetuning(epochs),
+        )
+        save_student(out_dir, student, parsed, labels=context.labels, metadata=context.student_metadata())
+        complexity = count_complexity(student)
+        return {
+            "accuracy": result.best_validation_accuracy,
+            "epochs_run": len(result.history),
+            "best_epoch": result.best_epoch,
+            "params": complexity.params,
+            "macs": complexity.macs,
+            "artifacts": str(out_dir),
+            "seconds": round(time.perf_counter() - started, 1),
+        }

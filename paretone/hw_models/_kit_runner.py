@@ -1,0 +1,253 @@
+"""Measure the ONNX models of a paretone calibration kit on this device.
+
+This file is copied verbatim into every kit as ``run_kit.py``, so it must need nothing but the
+Python standard library, numpy and onnxruntime (a phone-class or edge device has no torch).
+paretone itself runs the same code in-process for local calibration: one timing method, whether the
+device is this machine or a remote one.
+
+    python run_kit.py [--out results.json]
+
+Re-running continues where it stopped: measured entries in the output file are kept.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import platform
+import random
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+KIT_FORMAT = "paretone.kit/1"
+RESULTS_FORMAT = "paretone.kit-results/1"
+MANIFEST = "manifest.json"
+_CPU_FLAGS = (
+    "avx",
+    "avx2",
+    "fma",
+    "avx512f",
+    "avx512_vnni",
+    "avx512_bf16",
+    "avx_vnni",
+    "amx_int8",
+    "neon",
+    "asimd",
+)
+
+
+def fingerprint(threads: int) -> dict[str, Any]:
+    """What makes latency measurements on this device comparable (or not) to others."""
+    import onnxruntime as ort
+
+    cpu, flags = "", []
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            key, _, value = (part.strip() for part in line.partition(":"))
+            if key in ("model name", "Hardware") and not cpu:
+                cpu = value
+            if key in ("flags", "Features") and not flags:
+                flags = sorted(set(value.split()) & set(_CPU_FLAGS))
+    except OSError:
+        pass
+    cpu = cpu or platform.processor() or platform.machine()
+    return {
+        "cpu": cpu,
+        "cpu_flags": flags,
+        "logical_cpus": os.cpu_count(),
+        "machine": platform.machine(),
+        "system": platform.system(),
+        "onnxruntime": ort.__version__,
+        "threads": threads,
+    }
+
+
+def make_session(path: str | os.PathLike[str], threads: int) -> Any:
+    """A CPU session with ``threads`` intra-op threads and sequential execution (reproducible)."""
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads
+    options.inter_op_num_threads = 1
+    options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    options.log_severity_level = 3
+    return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+
+
+def random_feeds(session: Any, seed: int = 0) -> dict[str, np.ndarray]:
+    """Small noise for every input; symbolic dimensions (the batch) are 1."""
+    rng = np.random.default_rng(seed)
+    feeds = {}
+    for spec in session.get_inputs():
+        shape = [d if isinstance(d, int) else 1 for d in spec.shape]
+        feeds[spec.name] = (rng.standard_normal(shape) * 0.1).astype(np.float32)
+    return feeds
+
+
+def time_runs(path: str | os.PathLike[str], *, threads: int, warmup: int, runs: int) -> list[float]:
+    """Milliseconds of ``runs`` single runs of a fresh session, after ``warmup`` untimed ones."""
+    session = make_session(path, threads)
+    feeds = random_feeds(session)
+    for _ in range(warmup):
+        session.run(None, feeds)
+    times_ms = []
+    for _ in range(runs):
+        start = time.perf_counter()
+        session.run(None, feeds)
+        times_ms.append((time.perf_counter() - start) * 1e3)
+    return times_ms
+
+
+def summarize(passes_ms: list[list[float]]) -> dict[str, Any]:
+    """``latency_ms`` is the median of the quietest pass: on a shared machine slow phases last
+    seconds, so passes spread over time and the best one estimate the undisturbed speed."""
+    flat = sorted(t for p in passes_ms for t in p)
+    deciles = statistics.quantiles(flat, n=10) if len(flat) > 1 else flat * 9
+    return {
+        "latency_ms": min(statistics.median(p) for p in passes_ms),
+        "median_ms": statistics.median(flat),
+        "p10_ms": deciles[0],
+        "p90_ms": deciles[-1],
+        "pass_ms": [round(statistics.median(p), 6) for p in passes_ms],
+        "repeats": len(flat),
+    }
+
+
+def _memory_bytes(key: str) -> int:
+    """VmRSS / VmHWM of this process in bytes (Linux, Android); peak RSS elsewhere."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith(key + ":"):
+                return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    import resource
+
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak if sys.platform == "darwin" else peak * 1024
+
+
+def _peak_in_this_process(path: str, threads: int) -> int:
+    with contextlib.suppress(OSError):  # reset the high-water mark: importing onnxruntime peaks higher
+        Path("/proc/self/clear_refs").write_text("5")
+    session_free = _memory_bytes("VmRSS")
+    session = make_session(path, threads)
+    feeds = random_feeds(session)
+    for _ in range(3):
+        session.run(None, feeds)
+    return max(_memory_bytes("VmHWM"), _memory_bytes("VmRSS")) - session_free
+
+
+def peak_memory_bytes(path: str | os.PathLike[str], *, threads: int, processes: int = 3) -> int:
+    """Median over fresh processes of the resident-memory rise from loading and running a model.
+
+    A fresh process per sample, because the allocator keeps what an earlier session freed.
+    """
+    samples = []
+    for _ in range(processes):
+        out = subprocess.run(
+            [sys.executable, __file__, "--peak-memory", str(path), "--threads", str(threads)],
+            check=True,
+            capture_output=True,
+            text=True,
+        )
+        samples.append(int(out.stdout.strip().splitlines()[-1]))
+    return int(statistics.median(samples))
+
+
+def _write_json(path: Path, data: dict) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(data, indent=1))
+    os.replace(tmp, path)
+
+
+def run(
+    kit_dir: str | os.PathLike[str],
+    out: str | os.PathLike[str],
+    *,
+    progress: Callable[[int, int], None] | None = None,
+) -> dict:
+    """Measure every kit entry in interleaved passes (shuffled order each pass), then peak memory.
+
+    Saved after every pass, so an interrupted run resumes at the pass it was in.
+    """
+    kit_dir, out = Path(kit_dir), Path(out)
+    manifest = json.loads((kit_dir / MANIFEST).read_text())
+    if manifest.get("format") != KIT_FORMAT:
+        raise SystemExit(f"{kit_dir / MANIFEST}: not a {KIT_FORMAT} manifest")
+    threads, passes = manifest["threads"], manifest["passes"]
+    results = json.loads(out.read_text()) if out.exists() else {}
+    if results.get("kit") != manifest["kit"]:
+        results = {"format": RESULTS_FORMAT, "kit": manifest["kit"], "raw": {}}
+    results["fingerprint"] = fingerprint(threads)
+    results["manifest"] = manifest
+    raw = results["raw"]
+    entries = manifest["entries"]
+    memory = [e for e in entries if e.get("memory")]
+    total, done = len(entries) * passes + len(memory), 0
+    for pass_index in range(passes):
+        order = list(entries)
+        random.Random(pass_index).shuffle(order)
+        for entry in order:
+            record = raw.setdefault(entry["id"], {"passes_ms": []})
+            if len(record["passes_ms"]) <= pass_index:
+                record["passes_ms"].append(
+                    time_runs(
+                        kit_dir / entry["file"],
+                        threads=threads,
+                        warmup=manifest["warmup"],
+                        runs=manifest["runs"],
+                    )
+                )
+            done += 1
+            if progress is not None:
+                progress(done, total)
+        _write_json(out, results)
+    for entry in memory:
+        record = raw[entry["id"]]
+        if "peak_bytes" not in record:
+            record["peak_bytes"] = peak_memory_bytes(kit_dir / entry["file"], threads=threads)
+        done += 1
+        if progress is not None:
+            progress(done, total)
+    results["measurements"] = {
+        entry["id"]: {
+            **summarize(raw[entry["id"]]["passes_ms"]),
+            "file_bytes": os.path.getsize(kit_dir / entry["file"]),
+            **({"peak_bytes": raw[entry["id"]]["peak_bytes"]} if entry.get("memory") else {}),
+        }
+        for entry in entries
+    }
+    _write_json(out, results)
+    return results
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description="Measure a paretone calibration kit on this device.")
+    parser.add_argument("--out", default="results.json", help="results file (extended if it exists)")
+    parser.add_argument("--peak-memory", help=argparse.SUPPRESS)
+    parser.add_argument("--threads", type=int, default=1, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.peak_memory:
+        print(_peak_in_this_process(args.peak_memory, args.threads))
+        return
+
+    def show(done: int, total: int) -> None:
+        print(f"\rmeasured {done}/{total}", end="" if done < total else "\n", file=sys.stderr, flush=True)
+
+    run(Path(__file__).resolve().parent, args.out, progress=show)
+    print(f"wrote {args.out}: copy it back and run `paretone calibrate --import {args.out}`")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,96 @@
+"""Latency prediction: per-kernel regressors plus a per-model term, fitted from a device profile.
+
+Each (kernel kind, format) pair gets its own regressor over the kernel's shape, fitted on the
+kernel's own time (micro-model median minus the empty-session baseline). A whole model is the sum
+of its kernels, mapped through a linear correction ``a * sum + b`` learnt from measured whole
+models: ``b`` is the per-run overhead and ``a`` what isolated kernels miss (caches warm across
+kernels, fused Q/DQ pairs between int8 layers).
+
+A kernel whose pair was never measured, or whose shape lies outside the measured range, cannot be
+predicted: it is reported (``coverage`` < 1, by name), never silently dropped.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from paretone.errors import ConfigError
+from paretone.hw_models._kernels import Kernel
+from paretone.hw_models._profile import DeviceProfile
+from paretone.hw_models._regress import KernelRegressor
+
+MIN_MODELS_FOR_CORRECTION = 4
+
+
+@dataclass(frozen=True)
+class LatencyPrediction:
+    """``latency_ms`` covers the predictable kernels only: a lower bound when ``coverage`` < 1."""
+
+    latency_ms: float
+    coverage: float  # share of the model's kernels the profile can predict
+    uncovered: tuple[str, ...]  # kernel keys it cannot
+    kernels_ms: float  # sum over kernels before the per-model correction
+
+    @property
+    def complete(self) -> bool:
+        return not self.uncovered
+
+    def require_complete(self, device: str) -> LatencyPrediction:
+        if self.uncovered:
+            shown = ", ".join(self.uncovered[:3]) + (" ..." if len(self.uncovered) > 3 else "")
+            raise ConfigError(
+                f"device profile {device!r} covers {self.coverage:.0%} of this model's kernels "
+                f"(missing: {shown}); run `paretone calibrate --device {device} --teacher DIR` "
+                "for this teacher"
+            )
+        return self
+
+
+class LatencyModel:
+    """Fitted at construction from a profile; cheap to refit after ``profile.add_models``."""
+
+    def __init__(self, profile: DeviceProfile) -> None:
+        if not profile.kernels:
+            raise ConfigError(
+                f"device profile {profile.device!r} holds no kernel measurements; run `paretone calibrate`"
+            )
+        self.device = profile.device
+        baseline_ms = float(profile.baseline.get("latency_ms", 0.0))
+        groups: dict[tuple[str, str], list[tuple[Kernel, float]]] = defaultdict(list)
+        for m in profile.kernels.values():
+            groups[(m.kernel.kind, m.kernel.format)].append((m.kernel, max(m.latency_ms - baseline_ms, 0.0)))
+        self._regressors = {group: KernelRegressor.fit(points) for group, points in groups.items()}
+        self.slope, self.intercept_ms = 1.0, baseline_ms
+        fitted = [(self.predict(m.kernels, corrected=False), m.latency_ms) for m in profile.models.values()]
+        usable = [(p.kernels_ms, measured) for p, measured in fitted if p.complete]
+        if len(usable) >= MIN_MODELS_FOR_CORRECTION:
+            x, y = np.array(usable).T
+            # Relative error is what users read, so weight each model by 1 / measured.
+            self.slope, self.intercept_ms = (float(v) for v in np.polyfit(x, y, 1, w=1 / y))
+
+    def kernel_ms(self, kernel: Kernel) -> float | None:
+        """The kernel's own time, or None if the profile cannot predict it."""
+        regressor = self._regressors.get((kernel.kind, kernel.format))
+        return None if regressor is None else regressor.predict(kernel)
+
+    def predict(self, kernels: Sequence[Kernel], *, corrected: bool = True) -> LatencyPrediction:
+        total, uncovered = 0.0, []
+        for kernel in kernels:
+            ms = self.kernel_ms(kernel)
+            if ms is None:
+                uncovered.append(kernel.key)
+            else:
+                total += ms
+        latency = self.slope * total + self.intercept_ms if corrected else total
+        coverage = 1 - len(uncovered) / len(kernels) if kernels else 0.0
+        return LatencyPrediction(
+            latency_ms=max(latency, 0.0) if math.isfinite(latency) else 0.0,
+            coverage=coverage,
+            uncovered=tuple(dict.fromkeys(uncovered)),
+            kernels_ms=total,
+        )

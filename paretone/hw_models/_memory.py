@@ -1,0 +1,114 @@
+"""Memory prediction: bytes of the exported file, and peak working memory while it runs.
+
+``model_bytes``: per-kernel stored bytes (fitted on the micro-model files, exactly linear in the
+layer widths for every format), corrected by per-format terms for graph structure (node and tensor
+names) fitted on whole models.
+``peak_bytes``: the resident-memory rise from loading and running the model, beyond an empty
+session. ONNX Runtime keeps prepacked copies of float weights, so float and quantized weight bytes
+get separate coefficients, learnt with the largest live activations from whole-model measurements.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+from sklearn.linear_model import LinearRegression
+
+from paretone.errors import ConfigError
+from paretone.hw_models._kernels import QUANTIZABLE_KINDS, Kernel
+from paretone.hw_models._profile import DeviceProfile
+from paretone.hw_models._regress import BytesRegressor
+
+MIN_MODELS = 4
+
+
+def _group(kernel: Kernel) -> str:
+    return f"{QUANTIZABLE_KINDS.get(kernel.kind, kernel.kind)}/{kernel.format}"
+
+
+@dataclass(frozen=True)
+class MemoryPrediction:
+    model_bytes: int
+    peak_bytes: int | None  # beyond an empty session; None if the profile has no whole-model memory
+    coverage: float
+    uncovered: tuple[str, ...]
+
+    @property
+    def complete(self) -> bool:
+        return not self.uncovered
+
+
+class MemoryModel:
+    def __init__(self, profile: DeviceProfile) -> None:
+        if not profile.kernels:
+            raise ConfigError(
+                f"device profile {profile.device!r} holds no kernel measurements; run `paretone calibrate`"
+            )
+        self.device = profile.device
+        empty_file = float(profile.baseline.get("file_bytes", 0))
+        groups: dict[tuple[str, str], list[tuple[Kernel, float]]] = defaultdict(list)
+        for m in profile.kernels.values():
+            groups[(m.kernel.kind, m.kernel.format)].append((m.kernel, m.file_bytes - empty_file))
+        self._bytes = {group: BytesRegressor.fit(points) for group, points in groups.items()}
+        self._file: LinearRegression | None = None
+        self._peak: LinearRegression | None = None
+        models = [(self._features(m.kernels), m) for m in profile.models.values()]
+        models = [(f, m) for f, m in models if f is not None]
+        # Quantized layers add named scale / zero-point tensors and Q/DQ nodes whose names are
+        # longer in a real export than in a micro-model: one byte term per format.
+        self._formats = sorted({_group(k) for _, m in models for k in m.kernels if k.format != "float"})
+        self._file_offset = 0.0  # graph bytes beyond the kernels' own, when too few models for _file
+        if len(models) >= len(self._formats) + 4:
+            x = np.array([self._file_features(f, m.kernels) for f, m in models])
+            self._file = LinearRegression().fit(x, np.array([m.file_bytes for _, m in models], dtype=float))
+        elif models:
+            self._file_offset = float(np.mean([m.file_bytes - f[0] for f, m in models]))
+        if len(models) >= MIN_MODELS:
+            measured = [(f, m.peak_bytes) for f, m in models if m.peak_bytes is not None]
+            if len(measured) >= MIN_MODELS:
+                empty_peak = float(profile.baseline.get("peak_bytes", 0))
+                x = np.array([f[1:] for f, _ in measured])
+                y = np.array([peak - empty_peak for _, peak in measured], dtype=float)
+                self._peak = LinearRegression(positive=True).fit(x, y)
+
+    def _file_features(self, features: tuple[float, ...], kernels: Sequence[Kernel]) -> list[float]:
+        return [features[0], *(sum(_group(k) == g for k in kernels) for g in self._formats)]
+
+    def _features(self, kernels: Sequence[Kernel]) -> tuple[float, float, float, float] | None:
+        """(stored bytes, float weight bytes, quantized weight bytes, largest activation bytes)."""
+        stored = floating = quantized = 0.0
+        for kernel in kernels:
+            regressor = self._bytes.get((kernel.kind, kernel.format))
+            size = None if regressor is None else regressor.predict(kernel)
+            if size is None:
+                return None
+            stored += size
+            if kernel.format == "float":
+                floating += size
+            else:
+                quantized += size
+        return stored, floating, quantized, float(max(k.activation_bytes for k in kernels))
+
+    def predict(self, kernels: Sequence[Kernel]) -> MemoryPrediction:
+        uncovered = tuple(
+            dict.fromkeys(
+                k.key
+                for k in kernels
+                if (r := self._bytes.get((k.kind, k.format))) is None or r.predict(k) is None
+            )
+        )
+        coverage = 1 - sum(1 for k in kernels if k.key in uncovered) / len(kernels) if kernels else 0.0
+        covered = [k for k in kernels if k.key not in uncovered]
+        features = self._features(covered) if covered else None
+        if features is None:
+            return MemoryPrediction(0, None, coverage, uncovered)
+        stored = features[0] + self._file_offset
+        if self._file is not None:
+            stored = float(self._file.predict(np.array([self._file_features(features, kernels)]))[0])
+        peak = None
+        if self._peak is not None:
+            peak = int(self._peak.predict(np.array([features[1:]]))[0])
+        return MemoryPrediction(round(stored), peak, coverage, uncovered)

@@ -1,0 +1,215 @@
+"""Validate a device profile on held-out random compressed models measured on this machine.
+
+The models come from seeds calibration never uses, are exported with real kernels, timed in
+interleaved passes and their peak memory measured in fresh processes; then predictions are compared
+with measurements, beside two naive proxies a user might otherwise trust: MACs scaled to
+milliseconds and parameters scaled to bytes (both fitted on the profile's own whole models, so the
+comparison is fair to them).
+"""
+
+from __future__ import annotations
+
+import tempfile
+import time
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from paretone.compress import Recipe
+from paretone.errors import ConfigError
+from paretone.hw_models import _kit_runner
+from paretone.hw_models._kernels import Kernel
+from paretone.hw_models._kit import Progress, export_model, random_models
+from paretone.hw_models._latency import LatencyModel
+from paretone.hw_models._measure import measure_latencies, measure_peak_bytes
+from paretone.hw_models._memory import MemoryModel
+from paretone.hw_models._profile import DeviceProfile, ModelMeasurement
+from paretone.models import AudioModel
+
+VALIDATION_SEED = 1000  # far from the calibration seed: no model is in both sets
+
+
+@dataclass(frozen=True)
+class ErrorStats:
+    """Relative errors (predicted / measured - 1) over the validation models."""
+
+    within_5pct: float
+    within_10pct: float
+    rmspe_pct: float
+    worst_pct: float
+
+    @classmethod
+    def of(cls, predicted: list[float], measured: list[float]) -> ErrorStats:
+        errors = np.array(predicted) / np.array(measured) - 1
+        return cls(
+            within_5pct=float(np.mean(np.abs(errors) <= 0.05)),
+            within_10pct=float(np.mean(np.abs(errors) <= 0.10)),
+            rmspe_pct=float(np.sqrt(np.mean(errors**2)) * 100),
+            worst_pct=float(errors[np.argmax(np.abs(errors))] * 100),
+        )
+
+
+@dataclass(frozen=True)
+class ValidationReport:
+    device: str
+    models: int
+    latency: ErrorStats
+    model_bytes: ErrorStats
+    peak_bytes: ErrorStats | None
+    macs_proxy_latency: ErrorStats
+    params_proxy_bytes: ErrorStats
+    coverage: float  # lowest per-model kernel coverage
+    drift: float | None  # calibration models now / in the profile (median); None if not re-measured
+    latency_after_refit: ErrorStats | None  # per-model term refitted on the re-measured models
+    seconds: float
+    rows: list[dict[str, Any]]
+
+    def worst(self, count: int = 3) -> list[dict[str, Any]]:
+        return sorted(self.rows, key=lambda r: -abs(r["latency_error_pct"]))[:count]
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _proxy_scale(x: list[float], y: list[float]) -> float:
+    """Least-squares k minimising relative error of y ~ k * x (a proxy has no intercept)."""
+    xs, ys = np.array(x, dtype=float), np.array(y, dtype=float)
+    return float(np.sum(xs / ys) / np.sum((xs / ys) ** 2))
+
+
+def _macs(kernels: tuple[Kernel, ...] | list[Kernel]) -> int:
+    return sum(k.macs for k in kernels)
+
+
+def _params(kernels: tuple[Kernel, ...] | list[Kernel]) -> int:
+    return sum(k.params for k in kernels)
+
+
+def compare(
+    profile: DeviceProfile,
+    held_out: list[ModelMeasurement],
+    *,
+    drift: float | None = None,
+    refit: DeviceProfile | None = None,
+    seconds: float = 0.0,
+) -> ValidationReport:
+    """Predictions fitted on ``profile`` against ``held_out`` measurements (none in the profile).
+
+    ``refit``: the profile with whole models re-measured now, for the after-refit latency figures.
+    """
+    overlap = {m.name for m in held_out} & set(profile.models)
+    if overlap:
+        raise ValueError(f"held-out models are in the profile: {sorted(overlap)[:3]}")
+    if len(held_out) < 2 or len(profile.models) < 2:
+        raise ConfigError("validation needs >= 2 held-out models and >= 2 whole models in the profile")
+    latency_model, memory_model = LatencyModel(profile), MemoryModel(profile)
+    fitted = list(profile.models.values())
+    ms_per_mac = _proxy_scale([_macs(m.kernels) for m in fitted], [m.latency_ms for m in fitted])
+    bytes_per_param = _proxy_scale([_params(m.kernels) for m in fitted], [m.file_bytes for m in fitted])
+    empty_peak = float(profile.baseline.get("peak_bytes", 0))
+    rows = []
+    for m in held_out:
+        lat, mem = latency_model.predict(m.kernels), memory_model.predict(m.kernels)
+        rows.append(
+            {
+                "name": m.name,
+                "recipe": m.recipe,
+                "coverage": lat.coverage,
+                "latency_ms": m.latency_ms,
+                "predicted_latency_ms": lat.latency_ms,
+                "latency_error_pct": (lat.latency_ms / m.latency_ms - 1) * 100,
+                "macs": _macs(m.kernels),
+                "macs_proxy_latency_ms": _macs(m.kernels) * ms_per_mac,
+                "file_bytes": m.file_bytes,
+                "predicted_model_bytes": mem.model_bytes,
+                "params": _params(m.kernels),
+                "params_proxy_bytes": _params(m.kernels) * bytes_per_param,
+                "peak_bytes": None if m.peak_bytes is None else m.peak_bytes - empty_peak,
+                "predicted_peak_bytes": mem.peak_bytes,
+            }
+        )
+    with_peak = [r for r in rows if r["peak_bytes"] is not None and r["predicted_peak_bytes"] is not None]
+
+    def stats(predicted: str, measured: str, subset: list[dict[str, Any]]) -> ErrorStats:
+        return ErrorStats.of([r[predicted] for r in subset], [r[measured] for r in subset])
+
+    return ValidationReport(
+        device=profile.device,
+        models=len(rows),
+        latency=stats("predicted_latency_ms", "latency_ms", rows),
+        model_bytes=stats("predicted_model_bytes", "file_bytes", rows),
+        peak_bytes=stats("predicted_peak_bytes", "peak_bytes", with_peak) if with_peak else None,
+        macs_proxy_latency=stats("macs_proxy_latency_ms", "latency_ms", rows),
+        params_proxy_bytes=stats("params_proxy_bytes", "file_bytes", rows),
+        coverage=min(r["coverage"] for r in rows),
+        drift=drift,
+        latency_after_refit=None
+        if refit is None
+        else ErrorStats.of(
+            [LatencyModel(refit).predict(m.kernels).latency_ms for m in held_out],
+            [m.latency_ms for m in held_out],
+        ),
+        seconds=seconds,
+        rows=rows,
+    )
+
+
+def validate(
+    profile: DeviceProfile,
+    teacher: AudioModel,
+    *,
+    models: int = 40,
+    passes: int = 5,
+    memory: bool = True,
+    drift_models: int = 8,
+    progress: Progress | None = None,
+) -> ValidationReport:
+    """Export and measure ``models`` held-out random students of ``teacher`` here, and compare.
+
+    ``drift_models`` of the profile's own whole models are re-exported and timed in the same passes:
+    their latency now over their latency in the profile is the ``drift`` of this machine since it
+    was calibrated (a shared or throttled CPU changes speed; a predictor cannot know that), and
+    refitting the per-model term on them alone gives the ``latency_after_refit`` figures: what the
+    search's measure-refit-continue loop recovers.
+    """
+    if models < 2:
+        raise ValueError("validation needs at least 2 models")
+    profile.check_same_device(_kit_runner.fingerprint(profile.threads), "this machine")
+    start = time.perf_counter()
+    held_out = random_models(teacher, models, seed=VALIDATION_SEED, prefix="validation")
+    again = [m for m in profile.models.values() if m.recipe is not None][:drift_models]
+    with tempfile.TemporaryDirectory() as tmp:
+        paths = [Path(tmp) / f"{m.name}.onnx" for m in (*held_out, *again)]
+        recipes = [m.recipe for m in held_out] + [Recipe.from_dict(m.recipe) for m in again]  # type: ignore[arg-type]
+        for i, (path, recipe) in enumerate(zip(paths, recipes, strict=True)):
+            export_model(teacher, recipe, path)
+            if progress:
+                progress("exporting models", i + 1, len(paths))
+        timings = measure_latencies(paths, threads=profile.threads, passes=passes)
+        measured = []
+        for i, (model, path, timing) in enumerate(zip(held_out, paths, timings, strict=False)):
+            peak = measure_peak_bytes(path, threads=profile.threads) if memory else None
+            measured.append(
+                ModelMeasurement(
+                    model.name,
+                    model.kernels,
+                    timing.latency_ms,
+                    path.stat().st_size,
+                    peak,
+                    source="validation",
+                    recipe=model.recipe.to_dict(),
+                )
+            )
+            if progress:
+                progress("measuring peak memory" if memory else "collecting", i + 1, models)
+    now = timings[len(held_out) :]
+    drift, refit = None, None
+    if again:
+        drift = float(np.median([t.latency_ms / m.latency_ms for t, m in zip(now, again, strict=True)]))
+        refit = DeviceProfile(profile.device, profile.fingerprint, profile.baseline, profile.kernels)
+        refit.add_models(
+            [replace(m, latency_ms=t.latency_ms, source="refit") for t, m in zip(now, again, strict=True)]
+        )
+    return compare(profile, measured, drift=drift, refit=refit, seconds=time.perf_counter() - start)
