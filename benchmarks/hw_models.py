@@ -130,26 +130,27 @@ def main(argv: list[str] | None = None) -> int:
     }
     write_json(args.out, result)
 
-    table = Table(title=f"hardware models: {report.models} held-out students ({args.out})")
-    for column in ("prediction", "within 5%", "within 10%", "RMSPE", "worst"):
-        table.add_column(column, justify="right")
-    for name, s in (
-        ("latency, calibrated", report.latency),
-        ("latency, after refit on 8 re-measured", report.latency_after_refit),
-        ("latency, MACs proxy", report.macs_proxy_latency),
-        ("file bytes, calibrated", report.model_bytes),
-        ("file bytes, params proxy", report.params_proxy_bytes),
-        ("peak memory, calibrated", report.peak_bytes),
-    ):
-        if s is not None:
-            table.add_row(
-                name,
-                f"{s.within_5pct:.0%}",
-                f"{s.within_10pct:.0%}",
-                f"{s.rmspe_pct:.1f}%",
-                f"{s.worst_pct:+.1f}%",
-            )
-    console.print(table)
+    for title, r in (("A. calibrate, then validate", report), ("B. one measurement campaign", same_session)):
+        table = Table(title=f"{title}: {r.models} held-out students ({args.out})")
+        for column in ("prediction", "within 5%", "within 10%", "RMSPE", "worst"):
+            table.add_column(column, justify="right")
+        for name, s in (
+            ("latency, calibrated", r.latency),
+            ("latency, after refit on re-measured models", r.latency_after_refit),
+            ("latency, MACs proxy", r.macs_proxy_latency),
+            ("file bytes, calibrated", r.model_bytes),
+            ("file bytes, params proxy", r.params_proxy_bytes),
+            ("peak memory, calibrated", r.peak_bytes),
+        ):
+            if s is not None:
+                row = (
+                    f"{s.within_5pct:.0%}",
+                    f"{s.within_10pct:.0%}",
+                    f"{s.rmspe_pct:.1f}%",
+                    f"{s.worst_pct:+.1f}%",
+                )
+                table.add_row(name, *row)
+        console.print(table)
     if report.drift is not None:
         console.print(f"drift: calibration models now run at {report.drift:.2f}x their profiled latency")
     console.print(

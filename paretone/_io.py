@@ -1,4 +1,5 @@
-"""Atomic writes: a kill at any moment leaves either the old file or the new one, never a torn one."""
+"""Atomic writes (a kill at any moment leaves either the old file or the new one, never a torn one)
+and versioned JSON reads that fail with one line saying how to fix the file."""
 
 from __future__ import annotations
 
@@ -38,3 +39,24 @@ def write_json(path: str | os.PathLike[str], data: Any) -> None:
     """Write ``data`` as indented JSON, atomically."""
     text = json.dumps(data, indent=2, sort_keys=False) + "\n"
     write_atomic(path, lambda tmp: tmp.write_text(text, encoding="utf-8"))
+
+
+def read_format_json(
+    path: str | os.PathLike[str], file_format: str, *, missing: str, fix: str
+) -> dict[str, Any]:
+    """A JSON object whose ``format`` field is ``file_format``; ConfigError naming the fix otherwise.
+
+    ``missing``: what to do when the file does not exist; ``fix``: how to replace a broken one.
+    """
+    from paretone.errors import ConfigError
+
+    path = Path(path)
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: no such file; {missing}") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path}: not valid JSON ({exc}); {fix}") from None
+    if not isinstance(data, dict) or data.get("format") != file_format:
+        raise ConfigError(f"{path}: not a {file_format} file; {fix}")
+    return data

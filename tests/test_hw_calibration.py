@@ -167,7 +167,7 @@ def test_broken_profiles_and_results_are_refused_with_advice(tmp_path):
     bad.write_text("{not json")
     with pytest.raises(ConfigError, match="re-run `paretone calibrate`"):
         DeviceProfile.load(bad)
-    with pytest.raises(ConfigError, match="no device profile"):
+    with pytest.raises(ConfigError, match="no such file; create the device profile"):
         DeviceProfile.load(tmp_path / "missing.json")
     (tmp_path / "r.json").write_text(json.dumps({"format": "something else"}))
     with pytest.raises(ConfigError, match=r"run_kit\.py"):

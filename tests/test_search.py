@@ -102,19 +102,21 @@ def test_search_fine_tunes_feasible_and_tells_infeasible_cheaply(teacher, profil
     driver = _driver(teacher, profile, tmp_path, trials=6, budget=Budget(latency_fraction=0.7))
     summary = driver.run()
     trials = _trials(driver.settings.storage, "s")
-    assert summary.complete == 6 and len(trials) == 6
+    assert summary.fine_tuned == 6 and len(trials) == 6 + summary.screened  # screening is not counted
     assert all(t.state == TrialState.COMPLETE for t in trials)
     for t in trials:
         kernels = recipe_kernels(driver.teacher_config, driver.space.recipe(t.params))
-        assert t.user_attrs["predicted_latency_ms"] == driver.latency.predict(kernels).latency_ms
-        over = t.user_attrs["constraints"][0] > 0
-        assert t.values[1] == t.user_attrs["predicted_latency_ms"]
+        assert t.user_attrs["predicted"]["latency_ms"] == driver.latency.predict(kernels).latency_ms
+        over = t.constraints["latency_ms"] > 0
+        assert t.values[1] == t.user_attrs["predicted"]["latency_ms"]
         assert t.user_attrs["fine_tuned"] is (not over)
         folder = tmp_path / "runs" / "s" / "trials" / f"{t.number:05d}"
         assert (folder / "weights.safetensors").is_file() is (not over)
         if not over:
             assert (folder / "recipe.json").is_file() and 0 <= t.values[0] <= 1
-    assert 0 < sum(t.user_attrs["fine_tuned"] for t in trials) < 6  # both kinds happened
+    assert summary.screened > 0 and sum(t.user_attrs["fine_tuned"] for t in trials) == 6  # both kinds
+    warm = [t for t in trials if t.user_attrs.get("warm_start")]
+    assert warm and all(t.constraints["latency_ms"] <= 0 for t in warm)  # warm starts fit the budget
 
 
 def test_resume_continues_to_the_requested_count_and_retries_stale_trials_once(teacher, profile, tmp_path):
@@ -135,7 +137,8 @@ def test_resume_continues_to_the_requested_count_and_retries_stale_trials_once(t
     assert dead.state == TrialState.FAIL and "no heartbeat" in dead.user_attrs["fail_reason"]
     retries = [t for t in trials if t.user_attrs.get("retry_of") == orphan.number]
     assert len(retries) == 1 and retries[0].params == dead.params and retries[0].state == TrialState.COMPLETE
-    assert resumed.finished() == 4 and sum(t.state == TrialState.COMPLETE for t in trials) == 4
+    tuned = [t for t in trials if t.state == TrialState.COMPLETE and t.user_attrs["fine_tuned"]]
+    assert resumed.finished() == 4 and len(tuned) == 4
 
 
 def test_journal_storage_and_trial_errors_fail_with_a_reason(teacher, profile, tmp_path):
@@ -218,7 +221,7 @@ def test_search_runs_on_an_existing_two_node_ray_cluster(teacher, profile, tmp_p
             cwd=tmp_path,
         )  # fmt: skip
         assert result.returncode == 0, result.stderr
-        assert "study cluster: 2 complete" in result.stdout
+        assert "study cluster: 2 fine-tuned" in result.stdout
         status = subprocess.run(
             ["ray", "status", "--address", f"127.0.0.1:{port}"], capture_output=True, text=True
         )

@@ -130,5 +130,6 @@ def test_nonsense_budgets_are_refused(kwargs, needle):
 def test_budget_constraints_are_negative_within_budget():
     budget = Budget(latency_fraction=0.25, memory_mb=2.0)
     assert budget.latency_ms_for(teacher_latency_ms=4.0) == 1.0
-    assert budget.constraints(0.8, 1.0, 1.5e6) == pytest.approx([-0.2, -0.5])
-    assert all(c > 0 for c in budget.constraints(1.2, 1.0, 3e6))
+    assert budget.constraints(0.8, 1.0, 1.5e6) == pytest.approx({"latency_ms": -0.2, "memory_mb": -0.5})
+    assert all(c > 0 for c in budget.constraints(1.2, 1.0, 3e6).values())
+    assert list(Budget().constraints(1.2, 1.0, 3e6)) == ["latency_ms"]  # no memory budget, no constraint

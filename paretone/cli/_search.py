@@ -52,7 +52,10 @@ def _read_config(path: Path) -> tuple[dict[str, Any], dict[str, Any]]:
 @click.option("--trials", type=int, default=None, help="Finished trials to reach [default: 12].")
 @click.option("--latency-budget-ms", type=float, default=None, help="Predicted latency budget (ms).")
 @click.option(
-    "--latency-budget-fraction", type=float, default=None, help="Budget as a fraction of the teacher's [0.5]."
+    "--latency-budget-fraction",
+    type=float,
+    default=None,
+    help="Budget as a fraction of the teacher's [0.75].",
 )
 @click.option("--memory-budget-mb", type=float, default=None, help="Peak working memory budget (MB).")
 @click.option("--workers", type=int, default=None, help="Parallel fine-tuning workers [default: 1].")
@@ -114,7 +117,7 @@ def search(config_path: Path | None, resume: bool, **flags: Any) -> None:
                 task,
                 completed=s["finished"],
                 description=(
-                    f"trials (running {s['running']}, failed {s['failed']}, infeasible {s['infeasible']}, "
+                    f"trials (running {s['running']}, failed {s['failed']}, screened {s['screened']}, "
                     f"front {s['front']}, best feasible {best})"
                 ),
             )
@@ -132,7 +135,7 @@ def search(config_path: Path | None, resume: bool, **flags: Any) -> None:
             raise SystemExit(130) from None
     best = "none" if summary.best_feasible_accuracy is None else f"{summary.best_feasible_accuracy:.2%}"
     click.echo(
-        f"study {summary.study}: {summary.complete} complete ({summary.infeasible} over budget), "
-        f"{summary.failed} failed, Pareto front {summary.front}, best accuracy within "
+        f"study {summary.study}: {summary.fine_tuned} fine-tuned, {summary.screened} screened out by "
+        f"predicted cost, {summary.failed} failed, Pareto front {summary.front}, best accuracy within "
         f"{summary.budget_ms:.2f} ms: {best}; {summary.seconds:.0f} s; results in {summary.storage}"
     )

@@ -4,6 +4,6 @@ Plain, picklable arguments and results, so that the search can run them inside R
 """
 
 from paretone.evaluators._evaluate import STUDENT_ONNX, evaluate
-from paretone.evaluators._trial import TeacherContext, TrialEvaluator, load_context
+from paretone.evaluators._trial import TeacherContext, TrialEvaluator, load_context, resolve_splits
 
-__all__ = ["STUDENT_ONNX", "TeacherContext", "TrialEvaluator", "evaluate", "load_context"]
+__all__ = ["STUDENT_ONNX", "TeacherContext", "TrialEvaluator", "evaluate", "load_context", "resolve_splits"]

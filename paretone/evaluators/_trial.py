@@ -19,8 +19,8 @@ from rich.progress import Progress
 from paretone.audio import Splits, SplitSets, load_splits, make_splits, open_dataset
 from paretone.compress import Recipe, apply, save_student, teacher_logits
 from paretone.errors import CheckpointError
-from paretone.models import AudioModel, count_complexity, load_model
-from paretone.training import TrainConfig, accuracy, distil
+from paretone.models import AudioModel, LoadedModel, count_complexity, load_model
+from paretone.training import TrainConfig, distil
 
 
 @dataclass
@@ -38,14 +38,13 @@ class TeacherContext:
         return {"data": {**self.data_info, "split": self.splits.name}, "teacher": str(self.teacher_path)}
 
 
-def load_context(
+def resolve_splits(
     teacher_dir: str | os.PathLike[str],
     *,
     data: str | os.PathLike[str] | None = None,
     split: str | None = None,
-    progress: Progress | None = None,
-) -> TeacherContext:
-    """Load a teacher and the data it was trained on (or ``data``/``split`` if given)."""
+) -> tuple[LoadedModel, Splits]:
+    """The teacher and the splits of its data (or ``data``/``split``), without decoding audio."""
     teacher_path = Path(teacher_dir)
     loaded = load_model(teacher_path)
     data_info = loaded.metadata.get("data", {})
@@ -55,9 +54,21 @@ def load_context(
             f"{teacher_path}: the teacher's classes {list(loaded.labels)} differ from the data's "
             f"{list(catalog.labels)}; pass the dataset it was trained on"
         )
-    splits = make_splits(catalog, split or data_info.get("split", "default"))
-    sets = load_splits(splits, catalog.labels, loaded.model.config.front_end, progress=progress)
-    return TeacherContext(teacher_path, loaded.model.eval(), loaded.labels, splits, sets, data_info)
+    return loaded, make_splits(catalog, split or data_info.get("split", "default"))
+
+
+def load_context(
+    teacher_dir: str | os.PathLike[str],
+    *,
+    data: str | os.PathLike[str] | None = None,
+    split: str | None = None,
+    progress: Progress | None = None,
+) -> TeacherContext:
+    """Load a teacher and the data it was trained on (or ``data``/``split`` if given)."""
+    loaded, splits = resolve_splits(teacher_dir, data=data, split=split)
+    sets = load_splits(splits, loaded.labels, loaded.model.config.front_end, progress=progress)
+    data_info = loaded.metadata.get("data", {})
+    return TeacherContext(Path(teacher_dir), loaded.model.eval(), loaded.labels, splits, sets, data_info)
 
 
 class TrialEvaluator:
@@ -74,11 +85,6 @@ class TrialEvaluator:
         torch.set_num_threads(threads)
         self.context = load_context(teacher_dir, data=data, split=split)
         self._logits: torch.Tensor | None = None
-
-    def untuned_accuracy(self, recipe: dict[str, Any]) -> float:
-        """Validation accuracy of the compressed student before any fine-tuning (seconds, not minutes)."""
-        student = apply(Recipe.from_dict(recipe), self.context.teacher, data=self.context.sets.train)
-        return accuracy(student, self.context.sets.validation)
 
     def fine_tune(
         self, recipe: dict[str, Any], *, epochs: int, out_dir: str | os.PathLike[str]

@@ -21,7 +21,7 @@ from typing import Any
 import onnx
 import torch
 
-from paretone._io import write_atomic, write_json
+from paretone._io import read_format_json, write_atomic, write_json
 from paretone.compress import Recipe, apply, calibrate_activations, export_compressed
 from paretone.errors import ConfigError
 from paretone.hw_models import _kit_runner
@@ -138,18 +138,12 @@ def write_kit(
 
 
 def read_results(path: str | os.PathLike[str]) -> dict[str, Any]:
-    path = Path(path)
-    try:
-        results = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ConfigError(
-            f"{path}: no such results file; run the kit's run_kit.py on the device first"
-        ) from None
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"{path}: not a JSON kit results file ({exc})") from None
-    if not isinstance(results, dict) or results.get("format") != _kit_runner.RESULTS_FORMAT:
-        raise ConfigError(f"{path}: not a {_kit_runner.RESULTS_FORMAT} file (written by a kit's run_kit.py)")
-    return results
+    return read_format_json(
+        path,
+        _kit_runner.RESULTS_FORMAT,
+        missing="run the kit's run_kit.py on the device first",
+        fix="use the results.json written by a kit's run_kit.py",
+    )
 
 
 def merge_results(

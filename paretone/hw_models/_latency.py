@@ -13,7 +13,6 @@ predicted: it is reported (``coverage`` < 1, by name), never silently dropped.
 from __future__ import annotations
 
 import math
-from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -22,7 +21,7 @@ import numpy as np
 from paretone.errors import ConfigError
 from paretone.hw_models._kernels import Kernel
 from paretone.hw_models._profile import DeviceProfile
-from paretone.hw_models._regress import KernelRegressor
+from paretone.hw_models._regress import fit_by_group
 
 MIN_MODELS_FOR_CORRECTION = 4
 
@@ -61,10 +60,10 @@ class LatencyModel:
             )
         self.device = profile.device
         baseline_ms = float(profile.baseline.get("latency_ms", 0.0))
-        groups: dict[tuple[str, str], list[tuple[Kernel, float]]] = defaultdict(list)
-        for m in profile.kernels.values():
-            groups[(m.kernel.kind, m.kernel.format)].append((m.kernel, max(m.latency_ms - baseline_ms, 0.0)))
-        self._regressors = {group: KernelRegressor.fit(points) for group, points in groups.items()}
+        self._cache: dict[Kernel, float | None] = {}
+        self._regressors = fit_by_group(
+            ((m.kernel, max(m.latency_ms - baseline_ms, 0.0)) for m in profile.kernels.values()), "latency"
+        )
         self.slope, self.intercept_ms = 1.0, baseline_ms
         fitted = [(self.predict(m.kernels, corrected=False), m.latency_ms) for m in profile.models.values()]
         usable = [(p.kernels_ms, measured) for p, measured in fitted if p.complete]
@@ -75,13 +74,25 @@ class LatencyModel:
 
     def kernel_ms(self, kernel: Kernel) -> float | None:
         """The kernel's own time, or None if the profile cannot predict it."""
-        regressor = self._regressors.get((kernel.kind, kernel.format))
-        return None if regressor is None else regressor.predict(kernel)
+        return self._kernels_ms([kernel])[kernel]
+
+    def _kernels_ms(self, kernels: Sequence[Kernel]) -> dict[Kernel, float | None]:
+        """Batched by (kind, format) and memoised: a search predicts the same shapes again and again."""
+        missing: dict[tuple[str, str], list[Kernel]] = {}
+        for kernel in dict.fromkeys(kernels):
+            if kernel not in self._cache:
+                missing.setdefault((kernel.kind, kernel.format), []).append(kernel)
+        for group, members in missing.items():
+            regressor = self._regressors.get(group)
+            values = regressor.predict_many(members) if regressor else [None] * len(members)
+            self._cache.update(zip(members, values, strict=True))
+        return {k: self._cache[k] for k in kernels}
 
     def predict(self, kernels: Sequence[Kernel], *, corrected: bool = True) -> LatencyPrediction:
         total, uncovered = 0.0, []
+        times = self._kernels_ms(kernels)
         for kernel in kernels:
-            ms = self.kernel_ms(kernel)
+            ms = times[kernel]
             if ms is None:
                 uncovered.append(kernel.key)
             else:

@@ -10,7 +10,6 @@ get separate coefficients, learnt with the largest live activations from whole-m
 
 from __future__ import annotations
 
-from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -20,7 +19,7 @@ from sklearn.linear_model import LinearRegression
 from paretone.errors import ConfigError
 from paretone.hw_models._kernels import QUANTIZABLE_KINDS, Kernel
 from paretone.hw_models._profile import DeviceProfile
-from paretone.hw_models._regress import BytesRegressor
+from paretone.hw_models._regress import fit_by_group
 
 MIN_MODELS = 4
 
@@ -49,10 +48,9 @@ class MemoryModel:
             )
         self.device = profile.device
         empty_file = float(profile.baseline.get("file_bytes", 0))
-        groups: dict[tuple[str, str], list[tuple[Kernel, float]]] = defaultdict(list)
-        for m in profile.kernels.values():
-            groups[(m.kernel.kind, m.kernel.format)].append((m.kernel, m.file_bytes - empty_file))
-        self._bytes = {group: BytesRegressor.fit(points) for group, points in groups.items()}
+        self._bytes = fit_by_group(
+            ((m.kernel, m.file_bytes - empty_file) for m in profile.kernels.values()), "bytes"
+        )
         self._file: LinearRegression | None = None
         self._peak: LinearRegression | None = None
         models = [(self._features(m.kernels), m) for m in profile.models.values()]

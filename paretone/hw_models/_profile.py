@@ -11,14 +11,13 @@ describe different devices, so extending a profile with them is refused.
 
 from __future__ import annotations
 
-import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from paretone import __version__
-from paretone._io import write_json
+from paretone._io import read_format_json, write_json
 from paretone.errors import ConfigError
 from paretone.hw_models._kernels import Kernel
 
@@ -124,19 +123,12 @@ class DeviceProfile:
 
     @classmethod
     def load(cls, path: str | os.PathLike[str]) -> DeviceProfile:
-        path = Path(path)
-        try:
-            data = json.loads(path.read_text(encoding="utf-8"))
-        except FileNotFoundError:
-            raise ConfigError(
-                f"{path}: no device profile; create it with `paretone calibrate --device NAME`"
-            ) from None
-        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-            raise ConfigError(
-                f"{path}: not a JSON device profile ({exc}); re-run `paretone calibrate`"
-            ) from None
-        if not isinstance(data, dict) or data.get("format") != PROFILE_FORMAT:
-            raise ConfigError(f"{path}: not a {PROFILE_FORMAT} file; re-run `paretone calibrate`")
+        data = read_format_json(
+            path,
+            PROFILE_FORMAT,
+            missing="create the device profile with `paretone calibrate --device NAME`",
+            fix="re-run `paretone calibrate`",
+        )
         try:
             profile = cls(str(data["device"]), dict(data["fingerprint"]), dict(data.get("baseline", {})))
             profile.add_kernels([KernelMeasurement.from_dict(k) for k in data.get("kernels", [])])

@@ -8,8 +8,10 @@ extrapolation of a staircase-shaped latency curve would be a guess presented as 
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections import defaultdict
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 from sklearn.ensemble import ExtraTreesRegressor
@@ -49,47 +51,52 @@ class _Domain:
 
 
 class KernelRegressor:
-    """Milliseconds of a kernel from its shape (extremely randomised trees, fixed seed)."""
+    """One quantity of a kernel from its shape, inside the measured domain, for one (kind, format).
 
-    def __init__(self, domain: _Domain, model: ExtraTreesRegressor | None, constant: float) -> None:
-        self.domain, self._model, self._constant = domain, model, constant
+    ``latency`` uses extremely randomised trees on log-widths (staircase-shaped curves, fixed
+    seed); ``bytes`` uses least squares in a basis where stored bytes are exactly linear. Fewer
+    than three measurements: their mean (fixed-shape kernels such as the front-end).
+    """
 
-    @classmethod
-    def fit(cls, points: Sequence[tuple[Kernel, float]]) -> KernelRegressor:
-        kernels = [k for k, _ in points]
-        y = np.array([ms for _, ms in points])
-        if len(points) < 3:
-            return cls(_Domain.of(kernels), None, float(y.mean()))
-        x = np.array([_latency_features(k) for k in kernels])
-        model = ExtraTreesRegressor(n_estimators=100, random_state=0, n_jobs=1).fit(x, y)
-        return cls(_Domain.of(kernels), model, float(y.mean()))
-
-    def predict(self, kernel: Kernel) -> float | None:
-        if not self.domain.contains(kernel):
-            return None
-        if self._model is None:
-            return self._constant
-        return float(self._model.predict(np.array([_latency_features(kernel)]))[0])
-
-
-class BytesRegressor:
-    """Stored bytes of a kernel (least squares in a basis where they are exactly linear)."""
-
-    def __init__(self, domain: _Domain, model: LinearRegression | None, constant: float) -> None:
-        self.domain, self._model, self._constant = domain, model, constant
+    def __init__(self, domain: _Domain, model: Any, constant: float, features: Features) -> None:
+        self.domain, self._model, self._constant, self._features = domain, model, constant, features
 
     @classmethod
-    def fit(cls, points: Sequence[tuple[Kernel, float]]) -> BytesRegressor:
+    def fit(cls, points: Sequence[tuple[Kernel, float]], quantity: str) -> KernelRegressor:
+        features, make = _QUANTITIES[quantity]
         kernels = [k for k, _ in points]
-        y = np.array([b for _, b in points], dtype=float)
-        if len(points) < 3:
-            return cls(_Domain.of(kernels), None, float(y.mean()))
-        model = LinearRegression().fit(np.array([_bytes_features(k) for k in kernels]), y)
-        return cls(_Domain.of(kernels), model, float(y.mean()))
+        y = np.array([v for _, v in points], dtype=float)
+        model = None
+        if len(points) >= 3:
+            model = make().fit(np.array([features(k) for k in kernels]), y)
+        return cls(_Domain.of(kernels), model, float(y.mean()), features)
 
     def predict(self, kernel: Kernel) -> float | None:
-        if not self.domain.contains(kernel):
-            return None
-        if self._model is None:
-            return self._constant
-        return float(self._model.predict(np.array([_bytes_features(kernel)]))[0])
+        return self.predict_many([kernel])[0]
+
+    def predict_many(self, kernels: Sequence[Kernel]) -> list[float | None]:
+        """One model call for many kernels (a tree ensemble costs milliseconds per call)."""
+        inside = [k for k in kernels if self.domain.contains(k)]
+        if self._model is None or not inside:
+            values = dict.fromkeys(inside, self._constant)
+        else:
+            predicted = self._model.predict(np.array([self._features(k) for k in inside]))
+            values = {k: float(v) for k, v in zip(inside, predicted, strict=True)}
+        return [values.get(k) for k in kernels]
+
+
+Features = Callable[[Kernel], list[float]]
+_QUANTITIES: dict[str, tuple[Features, Callable[[], Any]]] = {
+    "latency": (_latency_features, lambda: ExtraTreesRegressor(n_estimators=100, random_state=0, n_jobs=1)),
+    "bytes": (_bytes_features, LinearRegression),
+}
+
+
+def fit_by_group(
+    measurements: Iterable[tuple[Kernel, float]], quantity: str
+) -> dict[tuple[str, str], KernelRegressor]:
+    """One regressor per (kind, format) pair of the measured kernels."""
+    groups: dict[tuple[str, str], list[tuple[Kernel, float]]] = defaultdict(list)
+    for kernel, value in measurements:
+        groups[(kernel.kind, kernel.format)].append((kernel, value))
+    return {group: KernelRegressor.fit(points, quantity) for group, points in groups.items()}

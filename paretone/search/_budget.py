@@ -8,7 +8,7 @@ from typing import Any
 
 from paretone.errors import ConfigError
 
-DEFAULT_LATENCY_FRACTION = 0.5
+DEFAULT_LATENCY_FRACTION = 0.75
 _FLAGS = {
     "latency_ms": "--latency-budget-ms",
     "latency_fraction": "--latency-budget-fraction",
@@ -47,10 +47,11 @@ class Budget:
             return self.latency_ms
         return (self.latency_fraction or DEFAULT_LATENCY_FRACTION) * teacher_latency_ms
 
-    def constraints(self, latency_ms: float, budget_ms: float, memory_bytes: float) -> list[float]:
-        values = [latency_ms - budget_ms]
+    def constraints(self, latency_ms: float, budget_ms: float, memory_bytes: float) -> dict[str, float]:
+        """Optuna constraint values by name: how far over budget (ms, MB); <= 0 means within."""
+        values = {"latency_ms": latency_ms - budget_ms}
         if self.memory_mb is not None:
-            values.append(memory_bytes / 1e6 - self.memory_mb)
+            values["memory_mb"] = memory_bytes / 1e6 - self.memory_mb
         return values
 
     def to_dict(self) -> dict[str, Any]:

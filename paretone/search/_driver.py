@@ -2,7 +2,8 @@
 
 One driver process does every ``ask`` and ``tell`` (so SQLite is safe); Ray workers only compute.
 Candidates whose predicted latency or memory breaks the budget are never fine-tuned: the driver
-measures their accuracy before fine-tuning (seconds) and tells them as infeasible. The driver
+tells them at once (predicted costs, accuracy 0, constraints violated) and Optuna's constrained
+samplers rank them by how far over budget they are. The driver
 stamps a heartbeat on every trial it runs; a later ``--resume`` fails the trials a dead driver left
 RUNNING (stale heartbeat) and retries each once.
 """
@@ -19,10 +20,17 @@ from typing import Any
 from optuna.trial import FrozenTrial, Trial, TrialState
 
 from paretone import __version__
+from paretone.compress import Recipe
 from paretone.errors import ConfigError
-from paretone.evaluators import TrialEvaluator
-from paretone.hw_models import LatencyModel, MemoryModel, model_kernels, recipe_kernels
-from paretone.models import load_model
+from paretone.evaluators import resolve_splits
+from paretone.hw_models import (
+    Kernel,
+    LatencyModel,
+    MemoryModel,
+    MemoryPrediction,
+    model_kernels,
+    recipe_kernels,
+)
 from paretone.search._budget import Budget
 from paretone.search._study import (
     feasible,
@@ -57,6 +65,8 @@ class SearchSettings:
     runs_dir: Path = Path("runs")
     heartbeat_s: float = 5.0
     stale_after_s: float = 60.0
+    warm_start: bool = True  # begin with the largest uniform candidates that fit the budget
+    max_screened_per_trial: int = 500  # over-budget candidates told per requested trial, then give up
 
     def __post_init__(self) -> None:
         if self.trials < 1 or self.workers < 1 or self.epochs < 1:
@@ -71,13 +81,18 @@ class SearchSettings:
 class SearchSummary:
     study: str
     storage: str
-    complete: int
+    fine_tuned: int
     failed: int
-    infeasible: int
+    screened: int  # over budget by prediction: told to Optuna without fine-tuning
     front: int
     best_feasible_accuracy: float | None
     budget_ms: float
     seconds: float
+
+
+def _memory_bytes(memory: MemoryPrediction) -> float:
+    """The memory objective: peak working memory if the profile measured it, else stored bytes."""
+    return float(memory.peak_bytes if memory.peak_bytes is not None else memory.model_bytes)
 
 
 class Driver:
@@ -92,7 +107,8 @@ class Driver:
     ) -> None:
         self.settings, self.latency, self.memory, self.device = settings, latency, memory, device
         self.status = status or (lambda _: None)
-        teacher = load_model(settings.teacher).model  # cheap: the data is loaded once inputs are valid
+        loaded, _ = resolve_splits(settings.teacher, data=settings.data, split=settings.split)  # no audio
+        teacher = loaded.model
         self.teacher_config = teacher.config
         self.space = SearchSpace.build(teacher.structure(), settings.space)
         teacher_kernels = model_kernels(teacher.config)
@@ -106,7 +122,6 @@ class Driver:
             resume=settings.resume,
         )
         self._stamp_or_check_study()
-        self.evaluator = TrialEvaluator(settings.teacher, data=settings.data, split=settings.split)
 
     # -- set-up ------------------------------------------------------------------------------
 
@@ -124,8 +139,33 @@ class Driver:
                 f"(teacher {self.teacher_latency_ms:.3f} ms); raise the budget"
             )
 
+    def _warm_start(self) -> list[dict[str, Any]]:
+        """Per format (w8a8, float, w4), the uniform candidate keeping the most that fits the budget.
+
+        Drawn at random, almost every candidate breaks a tight budget (slow low-bit formats,
+        little pruning); starting from feasible points lets the sampler search around them
+        instead of screening hundreds of proposals first. Predictions only: microseconds.
+        """
+        starts = []
+        for fmt in ("w8a8", "float", "w4"):
+            for keep in (1 - i / 16 for i in range(16)):
+                params = self.space.uniform(keep, fmt)
+                if self._costs(self.space.recipe(params))[3] and params not in starts:
+                    starts.append(params)
+                    break
+        return starts
+
+    def _costs(self, recipe: Recipe) -> tuple[list[Kernel], float, MemoryPrediction, bool]:
+        """(kernels, predicted latency ms, memory prediction, within budget) of a candidate."""
+        kernels = recipe_kernels(self.teacher_config, recipe)
+        latency_ms = self.latency.predict(kernels).require_complete(self.device).latency_ms
+        memory = self.memory.predict(kernels)
+        constraints = self.settings.budget.constraints(latency_ms, self.budget_ms, _memory_bytes(memory))
+        return kernels, latency_ms, memory, all(c <= 0 for c in constraints.values())
+
     def _stamp_or_check_study(self) -> None:
-        identity = {"teacher": str(self.settings.teacher.resolve()), "space": self.space.to_dict()}
+        space = {k: v for k, v in self.space.to_dict().items() if k != "paretone_version"}
+        identity = {"teacher": str(self.settings.teacher.resolve()), "space": space}
         identity = json.loads(json.dumps(identity))  # as stored: tuples become lists
         attrs = self.study.user_attrs
         if "paretone" not in attrs:
@@ -136,6 +176,9 @@ class Driver:
             self.study.set_user_attr("device", self.device)
             self.study.set_user_attr("teacher_predicted_latency_ms", self.teacher_latency_ms)
             self.study.set_user_attr("objectives", ["accuracy", "latency_ms", "memory_bytes"])
+            if self.settings.warm_start:
+                for params in self._warm_start():
+                    self.study.enqueue_trial(params, user_attrs={"warm_start": True})
             return
         stored = attrs["paretone"]
         if stored.get("teacher") != identity["teacher"] or stored.get("space") != identity["space"]:
@@ -143,17 +186,36 @@ class Driver:
                 f"study {self.settings.study!r} was started with another teacher or search space; "
                 "resume it with the same --teacher and space settings, or start a new --study"
             )
+        budget = attrs.get("budget", {})
+        if (
+            abs(float(budget.get("latency_ms", self.budget_ms)) - self.budget_ms) > 1e-9
+            or budget.get("memory_mb") != self.settings.budget.memory_mb
+        ):
+            raise ConfigError(
+                f"study {self.settings.study!r} was started with budget {budget}; resume it with the same "
+                "--latency-budget-* and --memory-budget-mb, or start a new --study"
+            )
 
     # -- bookkeeping -------------------------------------------------------------------------
 
+    def counts(self) -> tuple[int, int]:
+        """(finished, screened) trials in storage, in one pass.
+
+        ``finished`` is what ``--trials`` counts: fine-tuned trials plus FAIL trials not retried.
+        Candidates ``screened`` out by their predicted cost (COMPLETE, not fine-tuned) cost
+        milliseconds and do not count, so a tight budget does not spend the trial count.
+        """
+        finished = screened = 0
+        for t in self.study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.FAIL)):
+            if t.state == TrialState.COMPLETE:
+                finished += bool(t.user_attrs.get("fine_tuned"))
+                screened += not t.user_attrs.get("fine_tuned")
+            else:
+                finished += not t.user_attrs.get("retried")
+        return finished, screened
+
     def finished(self) -> int:
-        """COMPLETE trials plus FAIL trials not retried: what ``--trials`` counts."""
-        return sum(
-            1
-            for t in self.study.get_trials(deepcopy=False)
-            if t.state == TrialState.COMPLETE
-            or (t.state == TrialState.FAIL and not t.user_attrs.get("retried"))
-        )
+        return self.counts()[0]
 
     def _fail(self, trial: Trial | FrozenTrial, reason: str, *, retry: bool) -> None:
         """End a RUNNING trial as FAIL with ``reason``; retry it once (never a retry of a retry)."""
@@ -187,11 +249,11 @@ class Driver:
         best = max((t.values[0] for t in complete if feasible(t)), default=None)
         self.status(
             {
-                "finished": self.finished(),
+                "finished": self.counts()[0],
                 "trials": self.settings.trials,
                 "running": running,
                 "failed": sum(1 for t in trials if t.state == TrialState.FAIL),
-                "infeasible": sum(1 for t in complete if not feasible(t)),
+                "screened": sum(1 for t in complete if not t.user_attrs.get("fine_tuned")),
                 "front": len(front),
                 "best_feasible_accuracy": best,
             }
@@ -203,29 +265,28 @@ class Driver:
         """Ask, predict, and either fine-tune on ``worker`` or tell at once as infeasible."""
         trial = self.study.ask(self.space.distributions())
         recipe = self.space.recipe(trial.params)
-        kernels = recipe_kernels(self.teacher_config, recipe)
-        latency = self.latency.predict(kernels).require_complete(self.device)
-        memory = self.memory.predict(kernels)
-        memory_bytes = float(memory.peak_bytes if memory.peak_bytes is not None else memory.model_bytes)
-        costs = (latency.latency_ms, memory_bytes)
-        constraints = self.settings.budget.constraints(latency.latency_ms, self.budget_ms, memory_bytes)
+        kernels, latency_ms, memory, _ = self._costs(recipe)
+        costs = (latency_ms, _memory_bytes(memory))
+        constraints = self.settings.budget.constraints(latency_ms, self.budget_ms, costs[1])
         epochs = self.space.epochs_for(trial.params, self.settings.epochs)
         for key, value in {
             "recipe": recipe.to_dict(),
-            "predicted_latency_ms": latency.latency_ms,
-            "predicted_model_bytes": memory.model_bytes,
-            "predicted_peak_bytes": memory.peak_bytes,
-            "predicted_macs": sum(k.macs for k in kernels),
-            "predicted_params": sum(k.params for k in kernels),
-            "constraints": constraints,
+            "predicted": {  # one attribute: every storage write is a transaction
+                "latency_ms": latency_ms,
+                "model_bytes": memory.model_bytes,
+                "peak_bytes": memory.peak_bytes,
+                "macs": sum(k.macs for k in kernels),
+                "params": sum(k.params for k in kernels),
+            },
             "epochs": epochs,
             "heartbeat": time.time(),
         }.items():
             trial.set_user_attr(key, value)
-        if any(c > 0 for c in constraints):
-            accuracy = self.evaluator.untuned_accuracy(recipe.to_dict())
+        for name, value in constraints.items():
+            trial.set_constraint(name, value)
+        if any(c > 0 for c in constraints.values()):  # screened: told at once, never fine-tuned
             trial.set_user_attr("fine_tuned", False)
-            self.study.tell(trial, [accuracy, *costs])
+            self.study.tell(trial, [0.0, *costs])  # accuracy unknown; the constraints rank it
             return None
         out = self.settings.runs_dir / self.settings.study / "trials" / f"{trial.number:05d}"
         return trial, worker.fine_tune.remote(recipe.to_dict(), epochs, str(out)), costs
@@ -248,13 +309,25 @@ class Driver:
             idle = [start_worker(setup) for _ in range(self.settings.workers)]
             deaths = 0
             while True:
-                while idle and self.finished() + len(running) < self.settings.trials:
+                finished, screened = self.counts()
+                while idle and finished + len(running) < self.settings.trials:
+                    if screened >= self.settings.max_screened_per_trial * self.settings.trials:
+                        raise ConfigError(
+                            f"{screened} candidates broke the budget ({self.budget_ms:.3f} ms"
+                            f"{'' if self.settings.budget.memory_mb is None else ', memory'}) while "
+                            f"{finished} fitted it; finished trials are kept: raise the budget or "
+                            "narrow the space (--config [space])"
+                        )
                     launched = self._launch(idle[-1])
-                    if launched is not None:
-                        running[launched[1]] = (launched[0], idle.pop(), launched[2])
+                    if launched is None:
+                        screened += 1
+                        if screened % 100 == 0:
+                            self._report(len(running))
+                        continue
+                    running[launched[1]] = (launched[0], idle.pop(), launched[2])
                     self._report(len(running))
                 if not running:
-                    if self.finished() >= self.settings.trials:
+                    if finished >= self.settings.trials:
                         break
                     continue
                 done, _ = ray.wait(list(running), num_returns=1, timeout=self.settings.heartbeat_s)
@@ -299,9 +372,9 @@ class Driver:
         return SearchSummary(
             study=self.settings.study,
             storage=self.settings.storage,
-            complete=len(complete),
+            fine_tuned=sum(1 for t in complete if t.user_attrs.get("fine_tuned")),
             failed=sum(1 for t in trials if t.state == TrialState.FAIL),
-            infeasible=sum(1 for t in complete if not feasible(t)),
+            screened=sum(1 for t in complete if not t.user_attrs.get("fine_tuned")),
             front=len(pareto_front(complete)),
             best_feasible_accuracy=best,
             budget_ms=self.budget_ms,

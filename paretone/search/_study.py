@@ -1,10 +1,10 @@
 """The Optuna study of a search: storage, sampler, objectives, constraints, trial bookkeeping.
 
 Objectives: validation accuracy (maximise), predicted latency in ms and predicted memory in bytes
-(minimise). Budgets are constraints Optuna knows about (``constraints`` user attribute, <= 0 means
-feasible), so every sampler prefers feasible candidates. Everything a trial knows is stored in
-Optuna's own storage as user attributes: ``optuna-dashboard`` and the ``optuna`` CLI read a
-paretone study as-is.
+(minimise). Budgets are constraints Optuna knows about (``Trial.set_constraint``: ``latency_ms``
+and ``memory_mb`` over budget, <= 0 means feasible), so every sampler prefers feasible candidates.
+Everything a trial knows is stored in Optuna's own storage as user attributes: ``optuna-dashboard``
+and the ``optuna`` CLI read a paretone study as-is.
 """
 
 from __future__ import annotations
@@ -49,24 +49,13 @@ def make_storage(url: str) -> optuna.storages.BaseStorage:
     )
 
 
-def constraints(trial: FrozenTrial) -> Sequence[float]:
-    """Budget constraint values of a trial (<= 0: within budget); set before it is told."""
-    return trial.user_attrs.get("constraints", [0.0])
-
-
 def make_sampler(name: str, seed: int, *, startup_trials: int = 8) -> optuna.samplers.BaseSampler:
     if name == "nsga2":
-        return optuna.samplers.NSGAIISampler(
-            seed=seed, population_size=max(4, startup_trials), constraints_func=constraints
-        )
+        return optuna.samplers.NSGAIISampler(seed=seed, population_size=max(4, startup_trials))
     if name == "tpe":
-        return optuna.samplers.TPESampler(
-            seed=seed, multivariate=True, n_startup_trials=startup_trials, constraints_func=constraints
-        )
+        return optuna.samplers.TPESampler(seed=seed, multivariate=True, n_startup_trials=startup_trials)
     if name == "gp":
-        return optuna.samplers.GPSampler(
-            seed=seed, n_startup_trials=startup_trials, constraints_func=constraints
-        )
+        return optuna.samplers.GPSampler(seed=seed, n_startup_trials=startup_trials)
     if name == "random":
         return optuna.samplers.RandomSampler(seed=seed)
     raise ConfigError(f"sampler {name!r}: use one of {', '.join(SAMPLERS)}")
@@ -106,7 +95,7 @@ def finished(study: optuna.Study) -> list[FrozenTrial]:
 
 
 def feasible(trial: FrozenTrial) -> bool:
-    return trial.state == TrialState.COMPLETE and all(c <= 0 for c in constraints(trial))
+    return trial.state == TrialState.COMPLETE and all(c <= 0 for c in trial.constraints.values())
 
 
 def pareto_front(trials: Sequence[FrozenTrial]) -> list[FrozenTrial]:

@@ -77,5 +77,6 @@ def failure_reason(error: BaseException) -> tuple[str, bool]:
     if isinstance(error, ray.exceptions.OutOfMemoryError):
         return "worker exceeded its memory and was killed (out of memory)", True
     if isinstance(error, (ray.exceptions.RayActorError, ray.exceptions.WorkerCrashedError)):
-        return f"worker died: {type(error).__name__}", True
+        detail = next((line.strip() for line in str(error).splitlines() if "Error" in line), "")
+        return f"worker died: {type(error).__name__} {detail}".strip()[:300], True
     return f"{type(error).__name__}: {error}", False
