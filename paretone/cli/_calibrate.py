@@ -3,16 +3,14 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import click
 from rich.console import Console
-from rich.progress import Progress, TaskID
 from rich.table import Table
 
-from paretone.cli._common import cli, progress_bar
+from paretone.cli._common import cli, progress_bar, stage_bars
 from paretone.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -20,18 +18,6 @@ if TYPE_CHECKING:
     from paretone.models import AudioModel
 
 DEFAULT_PROFILE_DIR = Path("runs") / "devices"
-
-
-def _stages(progress: Progress) -> Callable[[str, int, int], None]:
-    """Adapt hw_models' (stage, done, total) callbacks to one rich bar per stage."""
-    tasks: dict[str, TaskID] = {}
-
-    def update(stage: str, done: int, total: int) -> None:
-        if stage not in tasks:
-            tasks[stage] = progress.add_task(stage, total=total)
-        progress.update(tasks[stage], completed=done, total=total)
-
-    return update
 
 
 def _teacher(teacher_dir: Path | None) -> AudioModel:
@@ -117,7 +103,7 @@ def calibrate(
                 ),
                 threads=threads,
                 passes=passes,
-                progress=_stages(progress),
+                progress=stage_bars(progress),
             )
         click.echo(
             f"kit written to {kit}: copy it to the device, run `python run_kit.py` there (needs onnxruntime "
@@ -137,7 +123,7 @@ def calibrate(
                 _teacher(teacher_dir),
                 models=40 if models is None else models,
                 passes=passes,
-                progress=_stages(progress),
+                progress=stage_bars(progress),
             )
         _print_validation(result)
         if report is not None:
@@ -152,7 +138,7 @@ def calibrate(
             threads=threads,
             models=12 if models is None else models,
             passes=passes,
-            progress=_stages(progress),
+            progress=stage_bars(progress),
         )
     _print_summary(summary, "calibrated")
 

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import click
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 
 from paretone.errors import ParetoneError
 
@@ -72,3 +73,15 @@ def data_options(func: Any) -> Any:
 @click.version_option(package_name="paretone")
 def cli() -> None:
     """Hardware-aware compression search for audio neural networks."""
+
+
+def stage_bars(progress: Progress, prefix: str = "") -> Callable[[str, int, int], None]:
+    """Adapt a (stage, done, total) progress callback to one rich bar per stage."""
+    tasks: dict[str, TaskID] = {}
+
+    def update(stage: str, done: int, total: int) -> None:
+        if stage not in tasks:
+            tasks[stage] = progress.add_task(f"{prefix}{stage}", total=total)
+        progress.update(tasks[stage], completed=done, total=total)
+
+    return update

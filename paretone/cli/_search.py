@@ -9,7 +9,7 @@ from typing import Any
 
 import click
 
-from paretone.cli._common import cli, console, progress_bar
+from paretone.cli._common import cli, console, progress_bar, stage_bars
 from paretone.errors import ConfigError
 
 DEFAULT_TEACHER = Path("runs") / "teacher-ast-default"
@@ -102,13 +102,7 @@ def search(config_path: Path | None, resume: bool, **flags: Any) -> None:
     )
     device = str(merged.get("device", "local"))
     with progress_bar() as progress:
-        stages: dict[str, Any] = {}
-
-        def calibration(stage: str, done: int, total: int) -> None:
-            if stage not in stages:
-                stages[stage] = progress.add_task(f"calibrating {device}: {stage}", total=total)
-            progress.update(stages[stage], completed=done, total=total)
-
+        calibration = stage_bars(progress, prefix=f"calibrating {device}: ")
         task = progress.add_task("trials", total=settings.trials)
 
         def status(s: dict[str, Any]) -> None:

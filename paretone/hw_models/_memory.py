@@ -75,31 +75,37 @@ class MemoryModel:
     def _file_features(self, features: tuple[float, ...], kernels: Sequence[Kernel]) -> list[float]:
         return [features[0], *(sum(_group(k) == g for k in kernels) for g in self._formats)]
 
+    def _sizes(self, kernels: Sequence[Kernel]) -> dict[Kernel, float | None]:
+        """Stored bytes per distinct kernel, one regressor call per (kind, format)."""
+        groups: dict[tuple[str, str], list[Kernel]] = {}
+        for kernel in dict.fromkeys(kernels):
+            groups.setdefault((kernel.kind, kernel.format), []).append(kernel)
+        sizes: dict[Kernel, float | None] = {}
+        for group, members in groups.items():
+            regressor = self._bytes.get(group)
+            sizes.update(
+                zip(
+                    members,
+                    regressor.predict_many(members) if regressor else [None] * len(members),
+                    strict=True,
+                )
+            )
+        return sizes
+
     def _features(self, kernels: Sequence[Kernel]) -> tuple[float, float, float, float] | None:
         """(stored bytes, float weight bytes, quantized weight bytes, largest activation bytes)."""
-        stored = floating = quantized = 0.0
-        for kernel in kernels:
-            regressor = self._bytes.get((kernel.kind, kernel.format))
-            size = None if regressor is None else regressor.predict(kernel)
-            if size is None:
-                return None
-            stored += size
-            if kernel.format == "float":
-                floating += size
-            else:
-                quantized += size
-        return stored, floating, quantized, float(max(k.activation_bytes for k in kernels))
+        sizes = self._sizes(kernels)
+        if any(sizes[k] is None for k in kernels):
+            return None
+        floating = sum(sizes[k] for k in kernels if k.format == "float")  # type: ignore[misc]
+        quantized = sum(sizes[k] for k in kernels if k.format != "float")  # type: ignore[misc]
+        return floating + quantized, floating, quantized, float(max(k.activation_bytes for k in kernels))
 
     def predict(self, kernels: Sequence[Kernel]) -> MemoryPrediction:
-        uncovered = tuple(
-            dict.fromkeys(
-                k.key
-                for k in kernels
-                if (r := self._bytes.get((k.kind, k.format))) is None or r.predict(k) is None
-            )
-        )
-        coverage = 1 - sum(1 for k in kernels if k.key in uncovered) / len(kernels) if kernels else 0.0
-        covered = [k for k in kernels if k.key not in uncovered]
+        sizes = self._sizes(kernels)
+        uncovered = tuple(dict.fromkeys(k.key for k in kernels if sizes[k] is None))
+        covered = [k for k in kernels if sizes[k] is not None]
+        coverage = len(covered) / len(kernels) if kernels else 0.0
         features = self._features(covered) if covered else None
         if features is None:
             return MemoryPrediction(0, None, coverage, uncovered)

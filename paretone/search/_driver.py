@@ -90,6 +90,20 @@ class SearchSummary:
     seconds: float
 
 
+def _tally(trials: list[FrozenTrial]) -> tuple[int, int]:
+    """(finished, screened): ``finished`` is what ``--trials`` counts, fine-tuned trials plus FAIL
+    trials not retried. Candidates ``screened`` out by their predicted cost (COMPLETE, not
+    fine-tuned) cost milliseconds and do not count, so a tight budget does not spend the count."""
+    finished = screened = 0
+    for t in trials:
+        if t.state == TrialState.COMPLETE:
+            finished += bool(t.user_attrs.get("fine_tuned"))
+            screened += not t.user_attrs.get("fine_tuned")
+        elif t.state == TrialState.FAIL:
+            finished += not t.user_attrs.get("retried")
+    return finished, screened
+
+
 def _memory_bytes(memory: MemoryPrediction) -> float:
     """The memory objective: peak working memory if the profile measured it, else stored bytes."""
     return float(memory.peak_bytes if memory.peak_bytes is not None else memory.model_bytes)
@@ -127,9 +141,7 @@ class Driver:
 
     def _check_reachable(self) -> None:
         smallest = min(
-            self.latency.predict(
-                recipe_kernels(self.teacher_config, self.space.recipe(self.space.uniform(0.0, f)))
-            ).latency_ms
+            self._costs(self.space.recipe(self.space.uniform(0.0, f)))[1]
             for f in ("float", "w8a8", "w4", "w8", "w2")
         )
         if self.budget_ms < smallest:
@@ -199,20 +211,8 @@ class Driver:
     # -- bookkeeping -------------------------------------------------------------------------
 
     def counts(self) -> tuple[int, int]:
-        """(finished, screened) trials in storage, in one pass.
-
-        ``finished`` is what ``--trials`` counts: fine-tuned trials plus FAIL trials not retried.
-        Candidates ``screened`` out by their predicted cost (COMPLETE, not fine-tuned) cost
-        milliseconds and do not count, so a tight budget does not spend the trial count.
-        """
-        finished = screened = 0
-        for t in self.study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.FAIL)):
-            if t.state == TrialState.COMPLETE:
-                finished += bool(t.user_attrs.get("fine_tuned"))
-                screened += not t.user_attrs.get("fine_tuned")
-            else:
-                finished += not t.user_attrs.get("retried")
-        return finished, screened
+        """(finished, screened) trials in storage, in one pass (see ``_tally``)."""
+        return _tally(self.study.get_trials(deepcopy=False))
 
     def finished(self) -> int:
         return self.counts()[0]
@@ -244,18 +244,16 @@ class Driver:
 
     def _report(self, running: int) -> None:
         trials = self.study.get_trials(deepcopy=False)
-        complete = [t for t in trials if t.state == TrialState.COMPLETE]
-        front = pareto_front(complete)
-        best = max((t.values[0] for t in complete if feasible(t)), default=None)
+        summary = self._summarize(trials, seconds=0.0)
         self.status(
             {
-                "finished": self.counts()[0],
+                "finished": _tally(trials)[0],
                 "trials": self.settings.trials,
                 "running": running,
-                "failed": sum(1 for t in trials if t.state == TrialState.FAIL),
-                "screened": sum(1 for t in complete if not t.user_attrs.get("fine_tuned")),
-                "front": len(front),
-                "best_feasible_accuracy": best,
+                "failed": summary.failed,
+                "screened": summary.screened,
+                "front": summary.front,
+                "best_feasible_accuracy": summary.best_feasible_accuracy,
             }
         )
 
@@ -366,7 +364,9 @@ class Driver:
         return self.summary(time.perf_counter() - started)
 
     def summary(self, seconds: float) -> SearchSummary:
-        trials = self.study.get_trials(deepcopy=False)
+        return self._summarize(self.study.get_trials(deepcopy=False), seconds)
+
+    def _summarize(self, trials: list[FrozenTrial], seconds: float) -> SearchSummary:
         complete = [t for t in trials if t.state == TrialState.COMPLETE]
         best = max((t.values[0] for t in complete if feasible(t)), default=None)
         return SearchSummary(
