@@ -36,7 +36,8 @@ from paretone.compress import export_compressed, load_student
 from paretone.errors import ConfigError
 from paretone.evaluators import load_context
 from paretone.hw_models import DeviceProfile, LatencyModel, MemoryModel, measure_latencies, recipe_kernels
-from paretone.search import Budget, Driver, SearchSettings, ensure_profile, feasible
+from paretone.search import Budget, Candidate, Driver, SearchSettings, ensure_profile, feasible
+from paretone.search import hypervolume as front_hypervolume
 
 TEACHER = Path("runs/teacher-ast-default")
 BUDGET_FRACTION = 0.75
@@ -44,13 +45,7 @@ BUDGET_FRACTION = 0.75
 
 def hypervolume(trials: list[optuna.trial.FrozenTrial], budget_ms: float) -> float:
     """Area dominated by the feasible (accuracy up, latency down) points, reference (0, budget)."""
-    points = sorted((t.values[1], t.values[0]) for t in trials if feasible(t) and t.values[1] <= budget_ms)
-    area, best_accuracy = 0.0, 0.0
-    for i, (latency, accuracy) in enumerate(points):
-        best_accuracy = max(best_accuracy, accuracy)
-        right = points[i + 1][0] if i + 1 < len(points) else budget_ms
-        area += best_accuracy * (right - latency)
-    return area
+    return front_hypervolume([Candidate.from_trial(t) for t in trials if feasible(t)], budget_ms)
 
 
 def _settings(

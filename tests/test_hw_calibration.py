@@ -37,6 +37,11 @@ def teacher():
 @pytest.fixture(scope="module")
 def profile_dir(tmp_path_factory, teacher):
     directory = tmp_path_factory.mktemp("devices")
+    old = profile_path(directory, "here")  # an older paretone's profile: kept aside, not extended
+    old.parent.mkdir(parents=True)
+    old.write_text(json.dumps({"format": "paretone.device-profile/1", "device": "here", "kernels": []}))
+    with pytest.raises(ConfigError, match=r"written by an older paretone.*re-run `paretone calibrate`"):
+        DeviceProfile.load(old)
     calibrate(device="here", profile_dir=directory, teacher=teacher, models=8, passes=1)
     return directory
 
@@ -49,6 +54,8 @@ def test_calibration_writes_a_profile_that_covers_every_student(profile_dir, tea
     )
     assert profile.fingerprint["threads"] == 1 and profile.fingerprint["onnxruntime"]
     assert not (profile_dir / "here" / "kit-work").exists()  # the work folder is cleaned up
+    kept = json.loads((profile_dir / "here" / "profile.old.json").read_text())
+    assert kept["format"] == "paretone.device-profile/1"  # the outdated profile was kept aside
     model = LatencyModel(profile)
     for student in random_models(teacher, 5, seed=77, prefix="unseen"):
         prediction = model.predict(student.kernels)

@@ -37,10 +37,13 @@ def test_recipe_formats_reach_their_kernels():
                 "blocks.1.ffn.fc1": {"weight_bits": 8, "activation_bits": 8},
                 "patch_embed": {"weight_bits": 8, "activation_bits": None},
             },
+            "front_end": {"implementation": "dft", "hop_length": None},
         }
     )
-    formats = [k.format for k in recipe_kernels(TINY_AST, recipe) if k.format != "float"]
+    kernels = recipe_kernels(TINY_AST, recipe)
+    formats = [k.format for k in kernels if k.quantized]
     assert sorted(formats) == ["w4", "w8", "w8a8"]
+    assert [k.format for k in kernels if k.kind == "frontend"] == ["dft"]
 
 
 def test_kernel_round_trips_and_rejects_unknown_shapes():

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import onnx
 import pytest
 import torch
 
 from paretone.audio import WaveformSet
-from paretone.compress import Recipe, export_onnx, importance_scores, prune
+from paretone.compress import FrontEndChoice, Recipe, export_onnx, importance_scores, onnx_logits, prune
+from paretone.errors import ConfigError
 from paretone.models import ASTConfig, CNNConfig, build_model, count_complexity
 
 AST_CONFIG = ASTConfig.uniform(num_classes=10, dim=32, depth=2, heads=4, dropout=0.0)
@@ -124,3 +126,28 @@ def test_cnn_filter_pruning_keeps_batchnorm_and_next_layer_consistent(criterion)
 def test_taylor_scores_need_data():
     with pytest.raises(ValueError, match="taylor criterion needs"):
         importance_scores(build_model(CNN_CONFIG), "taylor")
+
+
+def test_dft_front_end_is_the_teacher_features_and_a_coarser_hop_resamples_positions(tmp_path):
+    teacher = build_model(AST_CONFIG).eval()
+    scores = importance_scores(teacher, "magnitude", None)
+    same = prune(teacher, Recipe(front_end=FrontEndChoice("dft")), scores)
+    waves = _waves()
+    # the DFT-as-conv front-end computes the teacher's log-mels: same logits, no retraining
+    assert torch.allclose(teacher.features(waves), same.features(waves), atol=1e-4)
+    assert torch.allclose(teacher(waves), same(waves), atol=1e-4)
+    assert not any(k.startswith("front_end.") for k in same.state_dict())  # constants, not weights
+
+    coarse = prune(teacher, Recipe(front_end=FrontEndChoice("dft", 160)), scores)
+    assert coarse.config.front_end.hop_length == 160 and coarse.config.num_patches == 25
+    positions = coarse.pos_embed.detach()[0]
+    assert torch.equal(positions[0], teacher.pos_embed.detach()[0, 0])  # ends kept, middle interpolated
+    assert torch.equal(positions[-1], teacher.pos_embed.detach()[0, -1])
+    onnx_path = export_onnx(coarse, tmp_path / "coarse.onnx")
+    assert torch.allclose(onnx_logits(onnx_path, waves), coarse(waves), atol=1e-3)
+    ops = {n.op_type for n in onnx.load(str(onnx_path)).graph.node}
+    assert "STFT" not in ops and "Conv" in ops
+    stored = [i for i in onnx.load(str(onnx_path)).graph.initializer if len(i.dims) == 3 and i.dims[0] == 258]
+    assert not stored  # the 258 x 256 DFT kernel is computed in the graph (folded at load), not stored
+    with pytest.raises(ConfigError, match="hop_length must not exceed n_fft"):
+        Recipe(front_end=FrontEndChoice(hop_length=400)).check(teacher.structure())

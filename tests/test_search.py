@@ -10,88 +10,34 @@ from __future__ import annotations
 import shutil
 import socket
 import subprocess
-import sys
 import time
 
 import optuna
 import pytest
+from conftest import make_driver, run_cli, synthetic_profile
 from optuna.trial import TrialState
 
-from paretone.hw_models import (
-    DeviceProfile,
-    KernelMeasurement,
-    LatencyModel,
-    MemoryModel,
-    ModelMeasurement,
-    calibration_kernels,
-    random_models,
-    recipe_kernels,
-)
+from paretone.hw_models import recipe_kernels
 from paretone.models import load_model
-from paretone.search import Budget, Driver, SearchSettings, make_storage
+from paretone.search import Budget, Driver, make_storage
 
 DEVICE = "synthetic"
 
 
-def run_cli(*args: str, cwd=None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "paretone.cli", *args], capture_output=True, text=True, cwd=cwd, timeout=900
-    )
-
-
 @pytest.fixture(scope="module")
-def teacher(fsdd, tmp_path_factory):
-    out = tmp_path_factory.mktemp("search") / "teacher"
-    result = run_cli(
-        "train", "--data", str(fsdd), "--dim", "32", "--depth", "1", "--heads", "2", "--epochs", "2",
-        "--out", str(out),
-    )  # fmt: skip
-    assert result.returncode == 0, result.stderr
-    return out
-
-
-def _ms(kernel) -> float:
-    return 0.002 + (0.0 if kernel.kind == "frontend" else kernel.macs * 1e-6)
+def teacher(tiny_teacher):
+    return tiny_teacher
 
 
 @pytest.fixture(scope="module")
 def profile(teacher, tmp_path_factory) -> tuple:
-    """A profile whose kernel latency is 2 us + 1 us per MAC (the front-end: 2 us); whole models are
-    the sum + 0.05 ms."""
-    model = load_model(teacher).model
-    profile = DeviceProfile(DEVICE, {"threads": 1}, {"latency_ms": 0.0, "file_bytes": 0, "peak_bytes": 0})
-    profile.add_kernels(
-        [KernelMeasurement(k, _ms(k), 4 * k.params + 100) for k in calibration_kernels(model.config)]
-    )
-    profile.add_models(
-        [
-            ModelMeasurement(
-                m.name,
-                m.kernels,
-                sum(_ms(k) for k in m.kernels) + 0.05,
-                4 * sum(k.params for k in m.kernels) + 2000,
-                10**6,
-            )
-            for m in random_models(model, 6, seed=0, prefix="calibration")
-        ]
-    )
+    """Kernel latency 2 us + 1 ns per MAC (front-end: 2 us); whole models: the sum + 0.05 ms."""
     directory = tmp_path_factory.mktemp("devices")
-    profile.save(directory / DEVICE / "profile.json")
-    return profile, directory
+    return synthetic_profile(load_model(teacher).model, directory, DEVICE, ns_per_mac=1.0), directory
 
 
 def _driver(teacher, profile, tmp_path, **overrides) -> Driver:
-    settings = SearchSettings(
-        teacher=teacher,
-        study=overrides.pop("study", "s"),
-        storage=overrides.pop("storage", f"sqlite:///{tmp_path / 'study.db'}"),
-        trials=overrides.pop("trials", 4),
-        epochs=1,
-        sampler=overrides.pop("sampler", "random"),
-        runs_dir=tmp_path / "runs",
-        **overrides,
-    )
-    return Driver(settings, latency=LatencyModel(profile[0]), memory=MemoryModel(profile[0]), device=DEVICE)
+    return make_driver(teacher, profile[0], tmp_path, **overrides)
 
 
 def _trials(storage: str, study: str) -> list[optuna.trial.FrozenTrial]:

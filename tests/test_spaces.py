@@ -118,6 +118,7 @@ def test_space_config_parser_accepts_or_refuses_cleanly(data):
         ({"latency_ms": 0.0}, "--latency-budget-ms must be a positive number"),
         ({"latency_ms": math.nan}, "--latency-budget-ms must be a positive number"),
         ({"memory_mb": math.inf}, "--memory-budget-mb must be a positive number"),
+        ({"size_mb": -0.5}, "--size-budget-mb must be a positive number"),
         ({"latency_fraction": 2.0}, "fraction <= 1"),
         ({"latency_ms": 1.0, "latency_fraction": 0.5}, "not both"),
     ],
@@ -128,8 +129,10 @@ def test_nonsense_budgets_are_refused(kwargs, needle):
 
 
 def test_budget_constraints_are_negative_within_budget():
-    budget = Budget(latency_fraction=0.25, memory_mb=2.0)
+    budget = Budget(latency_fraction=0.25, memory_mb=2.0, size_mb=0.5)
     assert budget.latency_ms_for(teacher_latency_ms=4.0) == 1.0
-    assert budget.constraints(0.8, 1.0, 1.5e6) == pytest.approx({"latency_ms": -0.2, "memory_mb": -0.5})
-    assert all(c > 0 for c in budget.constraints(1.2, 1.0, 3e6).values())
-    assert list(Budget().constraints(1.2, 1.0, 3e6)) == ["latency_ms"]  # no memory budget, no constraint
+    assert budget.constraints(0.8, 1.0, 1.5e6, 0.4e6) == pytest.approx(
+        {"latency_ms": -0.2, "memory_mb": -0.5, "size_mb": -0.1}
+    )
+    assert all(c > 0 for c in budget.constraints(1.2, 1.0, 3e6, 0.6e6).values())
+    assert list(Budget().constraints(1.2, 1.0, 3e6, 1e6)) == ["latency_ms"]  # only budgets given count

@@ -12,7 +12,7 @@ from paretone.audio._catalog import (
     default_data_path,
     open_dataset,
 )
-from paretone.audio._frontend import FrontEndConfig, LogMel
+from paretone.audio._frontend import IMPLEMENTATIONS, DFTMelSpectrogram, FrontEndConfig, LogMel
 from paretone.audio._loading import (
     SplitSets,
     WaveformSet,
@@ -26,9 +26,11 @@ from paretone.audio._splits import Splits, make_splits
 __all__ = [
     "AUDIO_SUFFIXES",
     "FSDD_HINT",
+    "IMPLEMENTATIONS",
     "LAYOUTS",
     "Catalog",
     "Clip",
+    "DFTMelSpectrogram",
     "FrontEndConfig",
     "LogMel",
     "SplitSets",

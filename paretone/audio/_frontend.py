@@ -15,6 +15,9 @@ from torch import nn
 from paretone.errors import ConfigError
 
 NORMALIZATIONS = ("none", "utterance")
+# "stft": torchaudio's MelSpectrogram (the ONNX STFT op); "dft": the same features as a Conv1d with a
+# windowed-DFT kernel, 2-3x faster in ONNX Runtime and equal to "stft" within float rounding.
+IMPLEMENTATIONS = ("stft", "dft")
 
 
 @dataclass(frozen=True)
@@ -29,6 +32,7 @@ class FrontEndConfig:
     f_min: float = 20.0
     f_max: float | None = None
     normalization: str = "utterance"
+    implementation: str = "stft"
 
     def __post_init__(self) -> None:
         for name in ("sample_rate", "clip_samples", "n_fft", "hop_length", "n_mels"):
@@ -36,6 +40,10 @@ class FrontEndConfig:
                 raise ConfigError(f"front_end.{name} must be positive, got {getattr(self, name)}")
         if self.normalization not in NORMALIZATIONS:
             raise ConfigError(f"front_end.normalization {self.normalization!r}: use one of {NORMALIZATIONS}")
+        if self.implementation not in IMPLEMENTATIONS:
+            raise ConfigError(
+                f"front_end.implementation {self.implementation!r}: use one of {IMPLEMENTATIONS}"
+            )
         if self.hop_length > self.n_fft:
             raise ConfigError("front_end.hop_length must not exceed n_fft (frames would skip audio)")
 
@@ -55,15 +63,18 @@ class LogMel(nn.Module):
     def __init__(self, config: FrontEndConfig) -> None:
         super().__init__()
         self.config = config
-        self.mel = torchaudio.transforms.MelSpectrogram(
-            sample_rate=config.sample_rate,
-            n_fft=config.n_fft,
-            hop_length=config.hop_length,
-            n_mels=config.n_mels,
-            f_min=config.f_min,
-            f_max=config.f_max,
-            power=2.0,
-        )
+        if config.implementation == "stft":
+            self.mel = torchaudio.transforms.MelSpectrogram(
+                sample_rate=config.sample_rate,
+                n_fft=config.n_fft,
+                hop_length=config.hop_length,
+                n_mels=config.n_mels,
+                f_min=config.f_min,
+                f_max=config.f_max,
+                power=2.0,
+            )
+        else:
+            self.mel = DFTMelSpectrogram(config)
 
     def forward(self, waveform: torch.Tensor) -> torch.Tensor:
         features = torch.log(self.mel(waveform) + 1e-6)
@@ -73,3 +84,38 @@ class LogMel(nn.Module):
             std = features.std(dim=(1, 2), keepdim=True)
             features = (features - mean) / (std + 1e-5)
         return features
+
+
+class DFTMelSpectrogram(nn.Module):
+    """torchaudio's MelSpectrogram (centre, reflect padding, periodic Hann, HTK mels) as a strided
+    Conv1d with cos/sin kernels and a matmul: ops every runtime has fast kernels for.
+
+    Its constants derive from the config, so they are not saved with the weights.
+    """
+
+    def __init__(self, config: FrontEndConfig) -> None:
+        super().__init__()
+        n_fft, n_freqs = config.n_fft, config.n_freqs
+        self.n_fft, self.hop_length, self.n_freqs = n_fft, config.hop_length, n_freqs
+        time = torch.arange(n_fft, dtype=torch.float64)
+        freq = torch.arange(n_freqs, dtype=torch.float64)
+        angle = 2 * torch.pi * freq[:, None] * time[None, :] / n_fft
+        window = torch.hann_window(n_fft, periodic=True, dtype=torch.float64)
+        kernel = torch.cat([torch.cos(angle) * window, -torch.sin(angle) * window])
+        self.register_buffer("dft", kernel.float().unsqueeze(1), persistent=False)
+        fbanks = torchaudio.functional.melscale_fbanks(
+            n_freqs,
+            f_min=config.f_min,
+            f_max=config.f_max if config.f_max is not None else config.sample_rate / 2,
+            n_mels=config.n_mels,
+            sample_rate=config.sample_rate,
+        )
+        self.register_buffer("fbanks", fbanks.T.contiguous(), persistent=False)
+
+    def forward(self, waveform: torch.Tensor) -> torch.Tensor:
+        pad = self.n_fft // 2
+        padded = torch.nn.functional.pad(waveform.unsqueeze(1), (pad, pad), mode="reflect")
+        spectrum = torch.nn.functional.conv1d(padded, self.dft, stride=self.hop_length)
+        real, imag = spectrum[:, : self.n_freqs], spectrum[:, self.n_freqs :]
+        power = (real * real + imag * imag).transpose(1, 2)
+        return torch.nn.functional.linear(power, self.fbanks).transpose(1, 2)

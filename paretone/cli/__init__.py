@@ -4,7 +4,7 @@ User errors (``ParetoneError``) end as one line on stderr and exit code 2, witho
 Each command module registers its commands on the group when imported.
 """
 
-from paretone.cli import _calibrate, _model, _search  # noqa: F401  (registers the commands)
+from paretone.cli import _calibrate, _model, _pick, _search  # noqa: F401  (registers the commands)
 from paretone.cli._common import cli
 
 

@@ -31,12 +31,15 @@ class ParetoneGroup(click.Group):
 
 
 def progress_bar() -> Progress:
+    """Live bars on a terminal; nothing when stderr is a file or pipe (rich would only print the
+    last frame there, which would bury a one-line error under stale bars)."""
     return Progress(
         TextColumn("{task.description}"),
         BarColumn(),
         MofNCompleteColumn(),
         TimeElapsedColumn(),
         console=console,
+        disable=not console.is_terminal,
     )
 
 

@@ -16,7 +16,7 @@ DEFAULT_TEACHER = Path("runs") / "teacher-ast-default"
 SEARCH_KEYS = {
     "teacher", "data", "split", "study", "trials", "latency_budget_ms", "latency_budget_fraction",
     "memory_budget_mb", "workers", "storage", "ray_address", "sampler", "seed", "epochs", "device",
-    "profile_dir",
+    "profile_dir", "stale_after_s", "worker_memory_mb", "size_budget_mb",
 }  # fmt: skip
 
 
@@ -58,6 +58,7 @@ def _read_config(path: Path) -> tuple[dict[str, Any], dict[str, Any]]:
     help="Budget as a fraction of the teacher's [0.75].",
 )
 @click.option("--memory-budget-mb", type=float, default=None, help="Peak working memory budget (MB).")
+@click.option("--size-budget-mb", type=float, default=None, help="ONNX file size budget (MB).")
 @click.option("--workers", type=int, default=None, help="Parallel fine-tuning workers [default: 1].")
 @click.option("--storage", default=None, help="sqlite:///F.db, postgresql://..., journal:F.log [runs/STUDY].")
 @click.option("--ray-address", default=None, help="Join an existing Ray cluster (default: local Ray).")
@@ -66,6 +67,15 @@ def _read_config(path: Path) -> tuple[dict[str, Any], dict[str, Any]]:
 @click.option("--epochs", type=int, default=None, help="Fine-tuning epochs per trial [default: 2].")
 @click.option("--device", default=None, help="Device profile [default: local, calibrated if missing].")
 @click.option("--profile-dir", type=click.Path(path_type=Path), default=None, help="[runs/devices]")
+@click.option(
+    "--stale-after-s",
+    type=float,
+    default=None,
+    help="A RUNNING trial silent this long counts as dead and is retried once [60].",
+)
+@click.option(
+    "--worker-memory-mb", type=float, default=None, help="Memory per worker, enforced per trial [3072]."
+)
 @click.option("--resume", is_flag=True, help="Continue the study to --trials after a crash or Ctrl-C.")
 def search(config_path: Path | None, resume: bool, **flags: Any) -> None:
     """Search compressions of a teacher for the most accurate models within a latency budget."""
@@ -89,6 +99,7 @@ def search(config_path: Path | None, resume: bool, **flags: Any) -> None:
             latency_ms=merged.get("latency_budget_ms"),
             latency_fraction=merged.get("latency_budget_fraction"),
             memory_mb=merged.get("memory_budget_mb"),
+            size_mb=merged.get("size_budget_mb"),
         ),
         workers=int(merged.get("workers", 1)),
         ray_address=merged.get("ray_address"),
@@ -99,6 +110,8 @@ def search(config_path: Path | None, resume: bool, **flags: Any) -> None:
         split=merged.get("split"),
         epochs=int(merged.get("epochs", 2)),
         space=SpaceConfig.from_dict(file_space),
+        stale_after_s=float(merged.get("stale_after_s", 60.0)),
+        worker_memory_mb=float(merged.get("worker_memory_mb", 3072.0)),
     )
     device = str(merged.get("device", "local"))
     with progress_bar() as progress:

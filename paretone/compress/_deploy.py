@@ -52,7 +52,7 @@ def _plain_copy(student: AudioModel) -> AudioModel:
 
 
 @contextmanager
-def _quiet_quantizer_logs() -> Iterator[None]:
+def quiet_quantizer_logs() -> Iterator[None]:
     """ONNX Runtime's quantizers log every node (and advice on the root logger): keep errors only."""
     loggers = [logging.getLogger(), logging.getLogger("onnxruntime.quantization")]
     levels = [lg.level for lg in loggers]
@@ -225,7 +225,7 @@ def quantize_onnx(
     """
     model = copy.deepcopy(model)
     del model.graph.value_info[:]  # dynamo's value_info can disagree with ORT's shape inference
-    with _quiet_quantizer_logs():
+    with quiet_quantizer_logs():
         int8 = [node for fmt, node in plan.values() if fmt.activation_bits == 8]
         if int8:
             model = _quantize_static(model, int8, feeds, overrides or {})

@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 import onnx
 import torch
+from onnx import helper, numpy_helper
 from torch import nn
 
 from paretone._io import write_atomic
@@ -54,10 +55,53 @@ def export_onnx(model: AudioModel, path: str | os.PathLike[str]) -> Path:
         program.save(str(raw))
         proto = onnx.load(str(raw))
     _name_weight_nodes(proto, _batchnorm_owners(model))
+    _compute_dft_in_graph(proto)
     for node in proto.graph.node:  # stack traces and scopes: often more bytes than the weights
         del node.metadata_props[:]
     write_atomic(path, lambda tmp: onnx.save(proto, str(tmp)))
     return Path(path)
+
+
+DFT_KERNEL = "front_end.mel.dft"  # the (2 * freqs, 1, n_fft) cos/sin kernel of the "dft" front-end
+
+
+def _compute_dft_in_graph(proto: onnx.ModelProto) -> None:
+    """Replace the DFT kernel initializer (a quarter of a small student's file) by the few nodes that
+    compute it from an index and the window. ONNX Runtime folds them into a constant when the session
+    loads, so the file shrinks and the run costs nothing extra.
+    The phase index (k * t) mod n_fft is exact in float32, so the kernel matches to float rounding.
+    """
+    stored = next((i for i in proto.graph.initializer if i.name == DFT_KERNEL), None)
+    if stored is None:
+        return
+    kernel = numpy_helper.to_array(stored)
+    rows, _, n_fft = kernel.shape
+    freqs = rows // 2
+    window = kernel[0, 0]  # frequency 0: cos(0) * window
+    const = {
+        "dft_k": np.arange(freqs, dtype=np.float32)[:, None],
+        "dft_t": np.arange(n_fft, dtype=np.float32)[None, :],
+        "dft_n": np.array(n_fft, dtype=np.float32),
+        "dft_scale": np.array(2 * np.pi / n_fft, dtype=np.float32),
+        "dft_window": window.astype(np.float32),
+        "dft_shape": np.array([rows, 1, n_fft], dtype=np.int64),
+    }
+    make = helper.make_node
+    nodes = [
+        make("Mul", ["dft_k", "dft_t"], ["dft_kt"]),
+        make("Mod", ["dft_kt", "dft_n"], ["dft_phase_index"], fmod=1),
+        make("Mul", ["dft_phase_index", "dft_scale"], ["dft_phase"]),
+        make("Cos", ["dft_phase"], ["dft_cos"]),
+        make("Sin", ["dft_phase"], ["dft_sin"]),
+        make("Neg", ["dft_sin"], ["dft_minus_sin"]),
+        make("Concat", ["dft_cos", "dft_minus_sin"], ["dft_rows"], axis=0),
+        make("Mul", ["dft_rows", "dft_window"], ["dft_windowed"]),
+        make("Reshape", ["dft_windowed", "dft_shape"], [DFT_KERNEL]),
+    ]
+    proto.graph.initializer.remove(stored)
+    proto.graph.initializer.extend(numpy_helper.from_array(v, k) for k, v in const.items())
+    for node in reversed(nodes):
+        proto.graph.node.insert(0, node)
 
 
 def _batchnorm_owners(model: nn.Module) -> dict[str, str]:
@@ -112,3 +156,13 @@ def onnx_logits(
         for chunk in waveforms.split(batch_size)
     ]
     return torch.from_numpy(np.concatenate(outputs))
+
+
+def stamp_metadata(path: str | os.PathLike[str], metadata: dict[str, str]) -> None:
+    """Add ``metadata`` (e.g. labels, sample rate) to the model's metadata_props, atomically."""
+    model = onnx.load(str(path))
+    existing = {p.key: p for p in model.metadata_props}
+    for key, value in metadata.items():
+        prop = existing.get(key) or model.metadata_props.add()
+        prop.key, prop.value = key, value
+    write_atomic(path, lambda tmp: onnx.save(model, str(tmp)))

@@ -138,7 +138,7 @@ def student_config(teacher: ModelConfig, recipe: Recipe) -> ModelConfig:
             )
         return ASTConfig(
             teacher.num_classes,
-            teacher.front_end,
+            recipe.front_end.apply(teacher.front_end),
             teacher.dim,
             tuple(blocks),
             teacher.patch_mels,
@@ -149,7 +149,7 @@ def student_config(teacher: ModelConfig, recipe: Recipe) -> ModelConfig:
         CNNBlockConfig(recipe.kept(f"blocks.{i}.filters", b.out_channels), b.pool)
         for i, b in enumerate(teacher.blocks)
     )
-    return CNNConfig(teacher.num_classes, teacher.front_end, blocks, teacher.dropout)
+    return CNNConfig(teacher.num_classes, recipe.front_end.apply(teacher.front_end), blocks, teacher.dropout)
 
 
 def prune(teacher: AudioModel, recipe: Recipe, scores: dict[str, torch.Tensor]) -> AudioModel:
@@ -161,11 +161,20 @@ def prune(teacher: AudioModel, recipe: Recipe, scores: dict[str, torch.Tensor]) 
     else:
         _slice_cnn(config, scores, state)
     student = build_model(config)
+    # The front-end holds constants only: the student's own, which may differ from the teacher's.
+    state = {k: v for k, v in state.items() if not k.startswith("front_end.")}
+    state |= {k: v for k, v in student.state_dict().items() if k.startswith("front_end.")}
     student.load_state_dict(state, strict=True)
     return student.train(teacher.training)
 
 
 def _slice_ast(teacher: ASTConfig, student: ASTConfig, scores: dict, state: dict) -> None:
+    if student.num_patches != teacher.num_patches:  # a coarser hop: resample positions in time
+        rows = teacher.front_end.n_mels // teacher.patch_mels  # tokens are (mel row, time) row-major
+        grid = state["pos_embed"].transpose(1, 2).reshape(1, teacher.dim, rows, -1)
+        columns = student.num_patches // rows
+        grid = F.interpolate(grid, size=(rows, columns), mode="bilinear", align_corners=True)
+        state["pos_embed"] = grid.flatten(2).transpose(1, 2).contiguous()
     for i, (old, new) in enumerate(zip(teacher.blocks, student.blocks, strict=True)):
         a, f = f"blocks.{i}.attn", f"blocks.{i}.ffn"
         heads = _top(scores[f"{a}.heads"], new.num_heads)

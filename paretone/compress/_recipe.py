@@ -8,17 +8,20 @@ teacher does not have or the runtime cannot run.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from paretone import __version__
+from paretone.audio import IMPLEMENTATIONS, FrontEndConfig
 from paretone.compress._formats import format_for
 from paretone.errors import ConfigError
 from paretone.models import ATTENTION_HEADS, ModelStructure
 
 RECIPE_FORMAT = "paretone.recipe/1"
+HOP_FACTORS = (1, 2, 3)  # a student may hop 1x, 2x or 3x as far as the teacher (at most n_fft)
 IMPORTANCE_CRITERIA = ("magnitude", "taylor")
 
 
@@ -49,12 +52,53 @@ class Distillation:
 
 
 @dataclass(frozen=True)
+class FrontEndChoice:
+    """How the student computes its log-mel features; ``None`` keeps the teacher's choice.
+
+    ``implementation="dft"`` computes the teacher's very features with faster kernels; a larger
+    ``hop_length`` gives fewer frames, hence fewer tokens, and needs fine-tuning to recover.
+    """
+
+    implementation: str | None = None
+    hop_length: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.implementation is not None and self.implementation not in IMPLEMENTATIONS:
+            raise ConfigError(
+                f"recipe front_end.implementation {self.implementation!r}: use {IMPLEMENTATIONS}"
+            )
+        hop = self.hop_length
+        if hop is not None and (isinstance(hop, bool) or not isinstance(hop, int) or hop < 1):
+            raise ConfigError(f"recipe front_end.hop_length {hop!r}: a positive whole number of samples")
+
+    def apply(self, config: FrontEndConfig) -> FrontEndConfig:
+        """The student's front-end; ConfigError if the teacher's cannot be changed this way."""
+        changes: dict[str, Any] = {}
+        if self.implementation is not None:
+            changes["implementation"] = self.implementation
+        if self.hop_length is not None:
+            changes["hop_length"] = self.hop_length
+        return dataclasses.replace(config, **changes)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"implementation": self.implementation, "hop_length": self.hop_length}
+
+
+def front_end_options(config: FrontEndConfig) -> tuple[tuple[str, ...], tuple[int, ...]]:
+    """(implementations, hop lengths) a student of a teacher with ``config`` may use; teacher's first."""
+    implementations = (config.implementation, *(i for i in IMPLEMENTATIONS if i != config.implementation))
+    hops = tuple(config.hop_length * f for f in HOP_FACTORS if config.hop_length * f <= config.n_fft)
+    return implementations, hops
+
+
+@dataclass(frozen=True)
 class Recipe:
     heads: Mapping[str, int] = field(default_factory=dict)
     channels: Mapping[str, float] = field(default_factory=dict)
     precision: Mapping[str, LayerPrecision] = field(default_factory=dict)
     distillation: Distillation = field(default_factory=Distillation)
     importance: str = "magnitude"
+    front_end: FrontEndChoice = field(default_factory=FrontEndChoice)
 
     def __post_init__(self) -> None:
         if self.importance not in IMPORTANCE_CRITERIA:
@@ -72,6 +116,7 @@ class Recipe:
         """Raise ConfigError unless every name exists in ``structure`` with a supported format."""
         units = {u.name: u for u in structure.prunable}
         layers = {q.name: q for q in structure.quantizable}
+        self.front_end.apply(structure.front_end)  # raises if the teacher's cannot change this way
         for name, count in self.heads.items():
             unit = units.get(name)
             if unit is None or unit.kind != ATTENTION_HEADS:
@@ -107,6 +152,7 @@ class Recipe:
             },
             "distillation": {"temperature": self.distillation.temperature, "alpha": self.distillation.alpha},
             "importance": self.importance,
+            "front_end": self.front_end.to_dict(),
         }
 
     @classmethod
@@ -122,6 +168,7 @@ class Recipe:
             "precision",
             "distillation",
             "importance",
+            "front_end",
         }
         if unknown:
             raise ConfigError(f"recipe has unknown field(s) {', '.join(sorted(unknown))}")
@@ -136,6 +183,7 @@ class Recipe:
                 precision=precision,
                 distillation=Distillation(**_mapping(data, "distillation")),
                 importance=data.get("importance", "magnitude"),
+                front_end=FrontEndChoice(**_mapping(data, "front_end")),
             )
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
             raise ConfigError(f"malformed recipe ({exc!r}); compare it with Recipe.to_dict output") from None

@@ -10,14 +10,17 @@ from paretone.hw_models._calibrate import CalibrationSummary, calibrate, import_
 from paretone.hw_models._graph import onnx_macs
 from paretone.hw_models._kernels import KERNEL_KINDS, Kernel, model_kernels, recipe_kernels
 from paretone.hw_models._kit import KitModel, export_model, merge_results, random_models, write_kit
+from paretone.hw_models._kit_runner import fingerprint
 from paretone.hw_models._kit_runner import run as run_kit
 from paretone.hw_models._latency import LatencyModel, LatencyPrediction
 from paretone.hw_models._measure import (
     LatencyMeasurement,
     make_session,
     measure_latencies,
+    measure_latencies_isolated,
     measure_latency,
     measure_peak_bytes,
+    measure_session_peak_bytes,
 )
 from paretone.hw_models._memory import MemoryModel, MemoryPrediction
 from paretone.hw_models._profile import (
@@ -25,6 +28,7 @@ from paretone.hw_models._profile import (
     DeviceProfile,
     KernelMeasurement,
     ModelMeasurement,
+    is_outdated,
     profile_path,
 )
 from paretone.hw_models._sweep import calibration_kernels, random_recipe
@@ -51,11 +55,15 @@ __all__ = [
     "calibration_kernels",
     "compare",
     "export_model",
+    "fingerprint",
     "import_results",
+    "is_outdated",
     "make_session",
     "measure_latencies",
+    "measure_latencies_isolated",
     "measure_latency",
     "measure_peak_bytes",
+    "measure_session_peak_bytes",
     "merge_results",
     "model_kernels",
     "onnx_macs",

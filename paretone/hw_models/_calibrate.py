@@ -10,7 +10,7 @@ from pathlib import Path
 
 from paretone.hw_models import _kit_runner
 from paretone.hw_models._kit import Progress, merge_results, random_models, read_results, write_kit
-from paretone.hw_models._profile import DeviceProfile, profile_path
+from paretone.hw_models._profile import DeviceProfile, is_outdated, profile_path
 from paretone.hw_models._sweep import calibration_kernels
 from paretone.models import AudioModel
 
@@ -29,6 +29,8 @@ class CalibrationSummary:
 
 def _load_or_new(path: Path, device: str, threads: int) -> DeviceProfile:
     here = _kit_runner.fingerprint(threads)
+    if is_outdated(path):
+        path.replace(path.with_suffix(".old.json"))  # kept, not extended: its kernels are stale
     if not path.exists():
         return DeviceProfile(device, here)
     profile = DeviceProfile.load(path)

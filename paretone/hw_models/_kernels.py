@@ -43,7 +43,7 @@ QUANTIZABLE_KINDS = {
 @dataclass(frozen=True)
 class Kernel:
     kind: str
-    format: str  # a RuntimeFormat name: "float", "w8a8", "w4", ...
+    format: str  # a RuntimeFormat name ("float", "w8a8", "w4", ...); the front-end's implementation
     shape: tuple[tuple[str, int], ...]
 
     def __post_init__(self) -> None:
@@ -67,12 +67,17 @@ class Kernel:
         return f"{self.kind}/{self.format}/" + ",".join(f"{n}={v}" for n, v in self.shape)
 
     @property
+    def quantized(self) -> bool:
+        return self.kind in QUANTIZABLE_KINDS and self.format != "float"
+
+    @property
     def macs(self) -> int:
-        """Multiply-accumulates in its Conv/MatMul/Gemm nodes (the mel filterbank for the front-end)."""
+        """Multiply-accumulates in its Conv/MatMul/Gemm nodes (the STFT op is not counted)."""
         d = self.dims
         if self.kind == "frontend":
-            frames = d["samples"] // d["hop"] + 1
-            return frames * (d["n_fft"] // 2 + 1) * d["n_mels"]
+            frames, freqs = d["samples"] // d["hop"] + 1, d["n_fft"] // 2 + 1
+            dft = frames * 2 * freqs * d["n_fft"] if self.format == "dft" else 0
+            return frames * freqs * d["n_mels"] + dft
         if self.kind == "patch_embed":
             tokens = (d["mels"] // d["patch_mels"]) * (d["frames"] // d["patch_frames"])
             return tokens * d["dim"] * d["patch_mels"] * d["patch_frames"]
@@ -147,6 +152,7 @@ def _frontend(config: ModelConfig) -> Kernel:
     fe = config.front_end
     return Kernel.of(
         "frontend",
+        fe.implementation,
         samples=fe.clip_samples,
         n_fft=fe.n_fft,
         hop=fe.hop_length,

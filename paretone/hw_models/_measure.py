@@ -6,8 +6,12 @@ calibration, see ``_kit_runner``), so a slow phase of a shared machine hits them
 
 from __future__ import annotations
 
+import json
 import os
 import random
+import subprocess
+import sys
+import tempfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -72,6 +76,29 @@ def measure_latencies(
     return out
 
 
+_ISOLATED = """
+import json, sys
+from paretone.hw_models._measure import measure_latencies
+args = json.loads(sys.argv[1])
+print(json.dumps([m.to_dict() for m in measure_latencies(args.pop("paths"), **args)]))
+"""
+
+
+def measure_latencies_isolated(
+    onnx_paths: list[str | os.PathLike[str]], *, threads: int = 1, passes: int = 7, runs: int = 50
+) -> list[LatencyMeasurement]:
+    """``measure_latencies`` in a fresh, otherwise idle process: the caller's torch threads, caches
+    and allocations stay out of the timing (what a deployed process sees)."""
+    args = {"paths": [str(p) for p in onnx_paths], "threads": threads, "passes": passes, "runs": runs}
+    done = subprocess.run(
+        [sys.executable, "-c", _ISOLATED, json.dumps(args)], capture_output=True, text=True, check=False
+    )
+    if done.returncode != 0:
+        tail = done.stderr.strip().splitlines()[-1:] or ["no output"]
+        raise RuntimeError(f"latency measurement process failed: {tail[0]}")
+    return [LatencyMeasurement(**m) for m in json.loads(done.stdout.strip().splitlines()[-1])]
+
+
 def measure_latency(
     onnx_path: str | os.PathLike[str], *, threads: int = 1, passes: int = 5, runs: int = 40
 ) -> LatencyMeasurement:
@@ -80,5 +107,19 @@ def measure_latency(
 
 
 def measure_peak_bytes(onnx_path: str | os.PathLike[str], *, threads: int = 1, processes: int = 3) -> int:
-    """Resident-memory rise from loading and running the model, median over fresh processes."""
+    """Resident-memory rise from loading and running the model, median over fresh processes
+    (ONNX Runtime's own session overhead included: see ``measure_session_peak_bytes``)."""
     return _kit_runner.peak_memory_bytes(onnx_path, threads=threads, processes=processes)
+
+
+def measure_session_peak_bytes(*, threads: int = 1, processes: int = 3) -> int:
+    """``measure_peak_bytes`` of a one-node model: what any session costs before the model's own
+    weights and activations (the baseline a device profile's peak predictions start from)."""
+    import onnx
+
+    from paretone.hw_models._micro import empty_model
+
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "empty.onnx"
+        onnx.save(empty_model(), str(path))
+        return measure_peak_bytes(path, threads=threads, processes=processes)

@@ -57,7 +57,7 @@ class MemoryModel:
         models = [(f, m) for f, m in models if f is not None]
         # Quantized layers add named scale / zero-point tensors and Q/DQ nodes whose names are
         # longer in a real export than in a micro-model: one byte term per format.
-        self._formats = sorted({_group(k) for _, m in models for k in m.kernels if k.format != "float"})
+        self._formats = sorted({_group(k) for _, m in models for k in m.kernels if k.quantized})
         self._file_offset = 0.0  # graph bytes beyond the kernels' own, when too few models for _file
         if len(models) >= len(self._formats) + 4:
             x = np.array([self._file_features(f, m.kernels) for f, m in models])
@@ -73,7 +73,7 @@ class MemoryModel:
                 self._peak = LinearRegression(positive=True).fit(x, y)
 
     def _file_features(self, features: tuple[float, ...], kernels: Sequence[Kernel]) -> list[float]:
-        return [features[0], *(sum(_group(k) == g for k in kernels) for g in self._formats)]
+        return [features[0], *(sum(k.quantized and _group(k) == g for k in kernels) for g in self._formats)]
 
     def _sizes(self, kernels: Sequence[Kernel]) -> dict[Kernel, float | None]:
         """Stored bytes per distinct kernel, one regressor call per (kind, format)."""
@@ -97,8 +97,8 @@ class MemoryModel:
         sizes = self._sizes(kernels)
         if any(sizes[k] is None for k in kernels):
             return None
-        floating = sum(sizes[k] for k in kernels if k.format == "float")  # type: ignore[misc]
-        quantized = sum(sizes[k] for k in kernels if k.format != "float")  # type: ignore[misc]
+        floating = sum(sizes[k] for k in kernels if not k.quantized)  # type: ignore[misc]
+        quantized = sum(sizes[k] for k in kernels if k.quantized)  # type: ignore[misc]
         return floating + quantized, floating, quantized, float(max(k.activation_bytes for k in kernels))
 
     def predict(self, kernels: Sequence[Kernel]) -> MemoryPrediction:

@@ -106,13 +106,15 @@ def _graph(kernel: Kernel, rng: np.random.Generator) -> tuple[list, list, list, 
             make("Unsqueeze", ["x", "axis1"], ["x4"]),
             make("Conv", ["x4", "w", "b"], ["c"], name=LAYER_NODE, kernel_shape=[pm, pf], strides=[pm, pf]),
             make("Reshape", ["c", "flat"], ["cf"]),
-            make("Transpose", ["cf"], ["y"], perm=[0, 2, 1]),
+            make("Transpose", ["cf"], ["t"], perm=[0, 2, 1]),
+            make("Add", ["t", "pos"], ["y"]),  # the position embedding: tokens x dim stored weights
         ]
         inits = [
             _const("axis1", np.array([1], np.int64)),
             _const("w", _weights(rng, dim, 1, pm, pf)),
             _const("b", np.zeros(dim, np.float32)),
             _const("flat", np.array([1, dim, tokens], np.int64)),
+            _const("pos", (0.02 * rng.standard_normal((1, tokens, dim))).astype(np.float32)),
         ]
         return nodes, [_value("x", [1, d["mels"], d["frames"]])], [_value("y", [1, tokens, dim])], inits
     if kernel.kind == "token_head":
@@ -161,6 +163,7 @@ def _frontend_model(kernel: Kernel) -> onnx.ModelProto:
         hop_length=d["hop"],
         n_mels=d["n_mels"],
         normalization="utterance" if d["utterance_norm"] else "none",
+        implementation=kernel.format,
     )
     with tempfile.TemporaryDirectory() as tmp:
         return onnx.load(export_onnx(_FrontEndOnly(config), Path(tmp) / "frontend.onnx"))  # type: ignore[arg-type]

@@ -11,6 +11,7 @@ describe different devices, so extending a profile with them is refused.
 
 from __future__ import annotations
 
+import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,7 +22,8 @@ from paretone._io import read_format_json, write_json
 from paretone.errors import ConfigError
 from paretone.hw_models._kernels import Kernel
 
-PROFILE_FORMAT = "paretone.device-profile/1"
+PROFILE_FORMAT = "paretone.device-profile/2"  # /2: front-end kernels are timed per implementation
+OLD_PROFILE_FORMATS = ("paretone.device-profile/1",)
 PROFILE_FILE = "profile.json"
 # fingerprint fields that must agree for two sets of measurements to describe one device
 IDENTITY_FIELDS = ("cpu", "machine", "system", "onnxruntime", "threads")
@@ -123,6 +125,11 @@ class DeviceProfile:
 
     @classmethod
     def load(cls, path: str | os.PathLike[str]) -> DeviceProfile:
+        if is_outdated(path):
+            raise ConfigError(
+                f"{path}: written by an older paretone (its kernels no longer match the exporter); "
+                "re-run `paretone calibrate` for this device (it keeps the old file as profile.old.json)"
+            )
         data = read_format_json(
             path,
             PROFILE_FORMAT,
@@ -138,6 +145,15 @@ class DeviceProfile:
                 f"{path}: malformed device profile ({exc!r}); re-run `paretone calibrate`"
             ) from None
         return profile
+
+
+def is_outdated(path: str | os.PathLike[str]) -> bool:
+    """True for a profile in a format an older paretone wrote (recalibrating replaces it)."""
+    try:
+        data = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    return isinstance(data, dict) and data.get("format") in OLD_PROFILE_FORMATS
 
 
 def profile_path(profile_dir: str | os.PathLike[str], device: str) -> Path:

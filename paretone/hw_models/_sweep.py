@@ -8,9 +8,10 @@ step over the stairs. Random compressed whole models (for the per-model overhead
 
 from __future__ import annotations
 
+import dataclasses
 import random
 
-from paretone.compress import LayerPrecision, Recipe, formats_for
+from paretone.compress import FrontEndChoice, LayerPrecision, Recipe, formats_for, front_end_options
 from paretone.hw_models._kernels import Kernel, model_kernels
 from paretone.models import ATTENTION_HEADS, ASTConfig, CNNConfig, ModelConfig, ModelStructure
 
@@ -24,7 +25,17 @@ def width_grid(size: int, step: int = 8) -> list[int]:
 
 
 def calibration_kernels(teacher: ModelConfig) -> list[Kernel]:
-    """Kernels to measure so that every student of ``teacher`` is covered."""
+    """Kernels to measure so that every student of ``teacher`` is covered (every front-end choice)."""
+    implementations, hops = front_end_options(teacher.front_end)
+    kernels: set[Kernel] = set()
+    for implementation in implementations:
+        for hop in hops:
+            front_end = dataclasses.replace(teacher.front_end, implementation=implementation, hop_length=hop)
+            kernels |= _students_kernels(dataclasses.replace(teacher, front_end=front_end))
+    return sorted(kernels, key=lambda k: k.key)
+
+
+def _students_kernels(teacher: ModelConfig) -> set[Kernel]:
     kernels = set(model_kernels(teacher))
     if isinstance(teacher, ASTConfig):
         t, d = teacher.num_patches, teacher.dim
@@ -79,16 +90,19 @@ def calibration_kernels(teacher: ModelConfig) -> list[Kernel]:
             kernels.add(
                 Kernel.of("map_head", channels=c, height=height, width=width, classes=teacher.num_classes)
             )
-    return sorted(kernels, key=lambda k: k.key)
+    return kernels
 
 
 def random_recipe(structure: ModelStructure, rng: random.Random) -> Recipe:
     """A random compression of a teacher: what the search might propose, for fitting and validation.
 
-    Each unit is pruned with probability 1/2 (to a uniform kept fraction) and each layer gets a
-    uniformly drawn format, so small, large, float and low-bit models all occur.
+    Each unit is pruned with probability 1/2 (to a uniform kept fraction), each layer gets a
+    uniformly drawn format and the front-end a drawn implementation and hop, so small, large, float
+    and low-bit models all occur.
     """
     heads, channels, precision = {}, {}, {}
+    implementations, hops = front_end_options(structure.front_end)
+    front_end = FrontEndChoice(rng.choice(implementations), rng.choice(hops))
     for unit in structure.prunable:
         if rng.random() < 0.5:
             continue
@@ -100,4 +114,4 @@ def random_recipe(structure: ModelStructure, rng: random.Random) -> Recipe:
         fmt = rng.choice(formats_for(layer.kind))
         if fmt.name != "float":
             precision[layer.name] = LayerPrecision(fmt.weight_bits, fmt.activation_bits)
-    return Recipe(heads=heads, channels=channels, precision=precision)
+    return Recipe(heads=heads, channels=channels, precision=precision, front_end=front_end)

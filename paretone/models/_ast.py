@@ -116,4 +116,4 @@ class AST(AudioModel):
                 linear_layer(f"{p}.ffn.fc2", block.ffn.fc2),
             ]
         # The classifier stays float: a few thousand weights, the most sensitive to rounding.
-        return ModelStructure(tuple(prunable), tuple(quantizable))
+        return ModelStructure(tuple(prunable), tuple(quantizable), self.config.front_end)

@@ -56,4 +56,4 @@ class CNN(AudioModel):
             )
             quantizable.append(conv_layer(f"blocks.{i}.conv", block.conv))
         # The classifier stays float: a few thousand weights, the most sensitive to rounding.
-        return ModelStructure(tuple(prunable), tuple(quantizable))
+        return ModelStructure(tuple(prunable), tuple(quantizable), self.config.front_end)

@@ -11,10 +11,11 @@ import torchaudio
 from thop.vision.basic_hooks import count_convNd, count_linear
 from torch import nn
 
+from paretone.audio import DFTMelSpectrogram
 from paretone.models._base import AudioModel, MatMul
 
 # Layers whose MACs an ONNX graph shows as Conv, MatMul or Gemm nodes (see hw_models.onnx_macs).
-DENSE_LAYERS = (nn.Conv2d, nn.Linear, MatMul, torchaudio.transforms.MelScale)
+DENSE_LAYERS = (nn.Conv2d, nn.Linear, MatMul, torchaudio.transforms.MelScale, DFTMelSpectrogram)
 
 
 @dataclass(frozen=True)
@@ -36,11 +37,24 @@ def _count_mel_scale(module: nn.Module, inputs: tuple[torch.Tensor, ...], output
     module.total_ops += torch.DoubleTensor([output.numel() * inputs[0].shape[-2]])
 
 
+def _count_dft_mel(module: nn.Module, inputs: tuple[torch.Tensor, ...], output: torch.Tensor) -> None:
+    # the DFT as a strided conv (cos and sin rows), then the mel filterbank matmul
+    frames = output.shape[-1]
+    dft = 2 * module.n_freqs * module.n_fft * frames
+    module.total_ops += torch.DoubleTensor(
+        [output.shape[0] * (dft + output.shape[1] * module.n_freqs * frames)]
+    )
+
+
 def count_complexity(model: AudioModel) -> Complexity:
     """Count on a deep copy: thop leaves ``total_ops`` buffers behind on modules it has no rule for."""
     probe = copy.deepcopy(model).eval()
     waveform = torch.zeros(1, model.front_end.config.clip_samples)
-    custom = {MatMul: _count_matmul, torchaudio.transforms.MelScale: _count_mel_scale}
+    custom = {
+        MatMul: _count_matmul,
+        torchaudio.transforms.MelScale: _count_mel_scale,
+        DFTMelSpectrogram: _count_dft_mel,
+    }
     for module in probe.modules():  # thop matches exact types; count subclasses (fake-quant layers) too
         if isinstance(module, nn.Linear) and type(module) is not nn.Linear:
             custom[type(module)] = count_linear

@@ -6,7 +6,9 @@ to them and a state_dict key starts with them.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+
+from paretone.audio import FrontEndConfig
 
 # Kinds of prunable unit. Each removes whole rows/columns of the named modules' weights.
 ATTENTION_HEADS = "attention_heads"  # whole heads of q, k, v and o at once
@@ -41,6 +43,7 @@ class QuantizableLayer:
 class ModelStructure:
     prunable: tuple[PrunableUnit, ...]
     quantizable: tuple[QuantizableLayer, ...]
+    front_end: FrontEndConfig = field(default_factory=FrontEndConfig)  # students may compute it otherwise
 
     def unit(self, name: str) -> PrunableUnit:
         for unit in self.prunable:

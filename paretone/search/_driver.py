@@ -11,8 +11,9 @@ RUNNING (stale heartbeat) and retries each once.
 from __future__ import annotations
 
 import json
+import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -39,10 +40,18 @@ from paretone.search._study import (
     pareto_front,
     set_running_attr,
 )
-from paretone.search._workers import WorkerSetup, failure_reason, start_ray, start_worker
+from paretone.search._workers import (
+    TRIAL_MEMORY_BYTES,
+    WorkerSetup,
+    failure_note,
+    failure_reason,
+    start_ray,
+    start_worker,
+)
 from paretone.spaces import SearchSpace, SpaceConfig
 
 Status = Callable[[dict[str, Any]], None]
+Running = tuple[Trial, Any, tuple[float, float]]  # (trial, worker, predicted (latency ms, memory bytes))
 MAX_WORKER_DEATHS = 5
 
 
@@ -66,11 +75,19 @@ class SearchSettings:
     heartbeat_s: float = 5.0
     stale_after_s: float = 60.0
     warm_start: bool = True  # begin with the largest uniform candidates that fit the budget
+    worker_memory_mb: float = TRIAL_MEMORY_BYTES / 2**20  # declared to Ray, enforced per worker
     max_screened_per_trial: int = 500  # over-budget candidates told per requested trial, then give up
 
     def __post_init__(self) -> None:
         if self.trials < 1 or self.workers < 1 or self.epochs < 1:
             raise ConfigError("--trials, --workers and --epochs must be >= 1")
+        if not (math.isfinite(self.worker_memory_mb) and self.worker_memory_mb > 0):
+            raise ConfigError(f"--worker-memory-mb must be a positive number, got {self.worker_memory_mb}")
+        if not self.stale_after_s >= 2 * self.heartbeat_s:  # also refuses NaN
+            raise ConfigError(
+                f"--stale-after-s must be at least {2 * self.heartbeat_s:g} s (two heartbeats), "
+                f"got {self.stale_after_s}"
+            )
         if not self.study or any(c in self.study for c in "/\\") or self.study.startswith("."):
             raise ConfigError(
                 f"study name {self.study!r}: use letters, digits, '-' or '_' (it names a folder)"
@@ -120,6 +137,8 @@ class Driver:
         status: Status | None = None,
     ) -> None:
         self.settings, self.latency, self.memory, self.device = settings, latency, memory, device
+        self._last_beat = 0.0
+        self._warm_starts_done = False
         self.status = status or (lambda _: None)
         loaded, _ = resolve_splits(settings.teacher, data=settings.data, split=settings.split)  # no audio
         teacher = loaded.model
@@ -141,8 +160,9 @@ class Driver:
 
     def _check_reachable(self) -> None:
         smallest = min(
-            self._costs(self.space.recipe(self.space.uniform(0.0, f)))[1]
+            self._costs(self.space.recipe(self.space.uniform(0.0, f, fe)))[1]
             for f in ("float", "w8a8", "w4", "w8", "w2")
+            for fe in self.space.front_end_choices()
         )
         if self.budget_ms < smallest:
             raise ConfigError(
@@ -152,7 +172,8 @@ class Driver:
             )
 
     def _warm_start(self) -> list[dict[str, Any]]:
-        """Per format (w8a8, float, w4), the uniform candidate keeping the most that fits the budget.
+        """Per format (w8a8, float, w4), the uniform candidate keeping the most that fits the budget
+        (with the finest front-end that lets it fit).
 
         Drawn at random, almost every candidate breaks a tight budget (slow low-bit formats,
         little pruning); starting from feasible points lets the sampler search around them
@@ -160,19 +181,40 @@ class Driver:
         """
         starts = []
         for fmt in ("w8a8", "float", "w4"):
-            for keep in (1 - i / 16 for i in range(16)):
-                params = self.space.uniform(keep, fmt)
-                if self._costs(self.space.recipe(params))[3] and params not in starts:
-                    starts.append(params)
-                    break
+            params = self._largest_fitting(fmt)
+            if params is not None and params not in starts:
+                starts.append(params)
         return starts
+
+    def _enqueue_warm_start(self) -> None:
+        """Enqueue the next unused warm start, unless a trial (a retry) is already waiting: Optuna
+        serves waiting trials first come, first served, and a retry must not queue behind them."""
+        if self._warm_starts_done or self.study.get_trials(deepcopy=False, states=(TrialState.WAITING,)):
+            return
+        trials = self.study.get_trials(deepcopy=False)
+        used = {t.user_attrs["warm_start_index"] for t in trials if "warm_start_index" in t.user_attrs}
+        for index, params in enumerate(self.study.user_attrs.get("warm_starts", [])):
+            if index not in used:
+                self.study.enqueue_trial(params, user_attrs={"warm_start": True, "warm_start_index": index})
+                return
+        self._warm_starts_done = True
+
+    def _largest_fitting(self, fmt: str) -> dict[str, Any] | None:
+        for keep in (1 - i / 16 for i in range(16)):
+            for front_end in self.space.front_end_choices():
+                params = self.space.uniform(keep, fmt, front_end)
+                if self._costs(self.space.recipe(params))[3]:
+                    return params
+        return None
 
     def _costs(self, recipe: Recipe) -> tuple[list[Kernel], float, MemoryPrediction, bool]:
         """(kernels, predicted latency ms, memory prediction, within budget) of a candidate."""
         kernels = recipe_kernels(self.teacher_config, recipe)
         latency_ms = self.latency.predict(kernels).require_complete(self.device).latency_ms
         memory = self.memory.predict(kernels)
-        constraints = self.settings.budget.constraints(latency_ms, self.budget_ms, _memory_bytes(memory))
+        constraints = self.settings.budget.constraints(
+            latency_ms, self.budget_ms, _memory_bytes(memory), memory.model_bytes
+        )
         return kernels, latency_ms, memory, all(c <= 0 for c in constraints.values())
 
     def _stamp_or_check_study(self) -> None:
@@ -188,9 +230,8 @@ class Driver:
             self.study.set_user_attr("device", self.device)
             self.study.set_user_attr("teacher_predicted_latency_ms", self.teacher_latency_ms)
             self.study.set_user_attr("objectives", ["accuracy", "latency_ms", "memory_bytes"])
-            if self.settings.warm_start:
-                for params in self._warm_start():
-                    self.study.enqueue_trial(params, user_attrs={"warm_start": True})
+            # kept in the study, enqueued one at a time (``_enqueue_warm_start``): retries go first
+            self.study.set_user_attr("warm_starts", self._warm_start() if self.settings.warm_start else [])
             return
         stored = attrs["paretone"]
         if stored.get("teacher") != identity["teacher"] or stored.get("space") != identity["space"]:
@@ -202,10 +243,11 @@ class Driver:
         if (
             abs(float(budget.get("latency_ms", self.budget_ms)) - self.budget_ms) > 1e-9
             or budget.get("memory_mb") != self.settings.budget.memory_mb
+            or budget.get("size_mb") != self.settings.budget.size_mb
         ):
             raise ConfigError(
                 f"study {self.settings.study!r} was started with budget {budget}; resume it with the same "
-                "--latency-budget-* and --memory-budget-mb, or start a new --study"
+                "--latency-budget-*, --memory-budget-mb and --size-budget-mb, or start a new --study"
             )
 
     # -- bookkeeping -------------------------------------------------------------------------
@@ -231,16 +273,30 @@ class Driver:
         if retry:
             self.study.enqueue_trial(dict(trial.params), user_attrs={"retry_of": trial.number})
 
-    def recover_stale(self) -> int:
-        """Fail (and retry once) RUNNING trials whose heartbeat is older than ``stale_after_s``."""
-        now, recovered = time.time(), 0
+    def recover_stale(self, ours: Collection[int] = ()) -> int:
+        """Fail (and retry once) RUNNING trials, other than ``ours``, whose heartbeat is older than
+        ``stale_after_s``; return how many others are still alive (run by another driver)."""
+        now, alive = time.time(), 0
         for trial in self.study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+            if trial.number in ours:
+                continue
             start = trial.datetime_start.timestamp() if trial.datetime_start else 0.0
             silent = now - float(trial.user_attrs.get("heartbeat", start))
             if silent >= self.settings.stale_after_s:
                 self._fail(trial, f"no heartbeat for {silent:.0f} s: its driver or worker died", retry=True)
-                recovered += 1
-        return recovered
+            else:
+                alive += 1
+        return alive
+
+    def _beat(
+        self, running: dict[Any, tuple[Trial, Any, tuple[float, float]]], *, force: bool = False
+    ) -> None:
+        """Stamp the heartbeat on this driver's running trials (at most every ``heartbeat_s``)."""
+        now = time.time()
+        if force or now - self._last_beat >= self.settings.heartbeat_s:
+            for trial, _, _ in running.values():
+                trial.set_user_attr("heartbeat", now)
+            self._last_beat = now
 
     def _report(self, running: int) -> None:
         trials = self.study.get_trials(deepcopy=False)
@@ -265,7 +321,9 @@ class Driver:
         recipe = self.space.recipe(trial.params)
         kernels, latency_ms, memory, _ = self._costs(recipe)
         costs = (latency_ms, _memory_bytes(memory))
-        constraints = self.settings.budget.constraints(latency_ms, self.budget_ms, costs[1])
+        constraints = self.settings.budget.constraints(
+            latency_ms, self.budget_ms, costs[1], memory.model_bytes
+        )
         epochs = self.space.epochs_for(trial.params, self.settings.epochs)
         for key, value in {
             "recipe": recipe.to_dict(),
@@ -286,8 +344,11 @@ class Driver:
             trial.set_user_attr("fine_tuned", False)
             self.study.tell(trial, [0.0, *costs])  # accuracy unknown; the constraints rank it
             return None
-        out = self.settings.runs_dir / self.settings.study / "trials" / f"{trial.number:05d}"
+        out = self._trial_dir(trial.number)
         return trial, worker.fine_tune.remote(recipe.to_dict(), epochs, str(out)), costs
+
+    def _trial_dir(self, number: int) -> Path:
+        return self.settings.runs_dir / self.settings.study / "trials" / f"{number:05d}"
 
     # -- the loop ----------------------------------------------------------------------------
 
@@ -296,29 +357,36 @@ class Driver:
 
         started = time.perf_counter()
         started_ray = start_ray(self.settings.ray_address, self.settings.workers)
-        running: dict[Any, tuple[Trial, Any, tuple[float, float]]] = {}
+        running: dict[Any, Running] = {}
         try:
             self.recover_stale()
             setup = WorkerSetup(
                 str(self.settings.teacher),
                 None if self.settings.data is None else str(self.settings.data),
                 self.settings.split,
+                memory_bytes=int(self.settings.worker_memory_mb * 2**20),
             )
             idle = [start_worker(setup) for _ in range(self.settings.workers)]
             deaths = 0
             while True:
+                # RUNNING trials of another driver (or of a dead one, until they go stale) count as
+                # in flight: concurrent drivers then share the count instead of overshooting it.
+                elsewhere = self.recover_stale({t.number for t, _, _ in running.values()})
                 finished, screened = self.counts()
-                while idle and finished + len(running) < self.settings.trials:
+                while idle and finished + len(running) + elsewhere < self.settings.trials:
                     if screened >= self.settings.max_screened_per_trial * self.settings.trials:
                         raise ConfigError(
                             f"{screened} candidates broke the budget ({self.budget_ms:.3f} ms"
-                            f"{'' if self.settings.budget.memory_mb is None else ', memory'}) while "
+                            f"{'' if self.settings.budget.memory_mb is None else ', memory'}"
+                            f"{'' if self.settings.budget.size_mb is None else ', size'}) while "
                             f"{finished} fitted it; finished trials are kept: raise the budget or "
                             "narrow the space (--config [space])"
                         )
+                    self._enqueue_warm_start()
                     launched = self._launch(idle[-1])
                     if launched is None:
                         screened += 1
+                        self._beat(running)  # screening can take a while: stay visibly alive
                         if screened % 100 == 0:
                             self._report(len(running))
                         continue
@@ -327,6 +395,7 @@ class Driver:
                 if not running:
                     if finished >= self.settings.trials:
                         break
+                    time.sleep(self.settings.heartbeat_s)  # others' trials: wait for them or staleness
                     continue
                 done, _ = ray.wait(list(running), num_returns=1, timeout=self.settings.heartbeat_s)
                 for future in done:
@@ -335,9 +404,12 @@ class Driver:
                         metrics = ray.get(future)
                     except Exception as exc:
                         reason, worker_died = failure_reason(exc)
-                        self._fail(trial, reason, retry=worker_died)
+                        # a worker that stopped itself (over its memory cap) left the reason; the
+                        # same recipe would only do it again, so that trial is not retried
+                        note = failure_note(self._trial_dir(trial.number)) if worker_died else None
+                        self._fail(trial, note or reason, retry=worker_died and note is None)
                         if worker_died:
-                            deaths += 1
+                            deaths += note is None
                             if deaths > MAX_WORKER_DEATHS:
                                 raise ConfigError(
                                     f"{deaths} search workers died (last: {reason}); see ray logs"
@@ -350,9 +422,7 @@ class Driver:
                     trial.set_user_attr("fine_tuned", True)
                     self.study.tell(trial, [metrics["accuracy"], *costs])
                     idle.append(worker)
-                now = time.time()
-                for trial, _, _ in running.values():
-                    trial.set_user_attr("heartbeat", now)
+                self._beat(running, force=True)
                 self._report(len(running))
         except KeyboardInterrupt:
             for trial, _, _ in running.values():

@@ -12,6 +12,7 @@ from paretone.hw_models import (
     MemoryModel,
     calibrate,
     calibration_kernels,
+    is_outdated,
     profile_path,
 )
 from paretone.models import load_model
@@ -35,7 +36,8 @@ def ensure_profile(
     path = profile_path(profile_dir, device)
     teacher = load_model(settings.teacher).model.eval()
     needed = {k.key for k in calibration_kernels(teacher.config)}
-    profile = DeviceProfile.load(path) if path.exists() else None
+    outdated = device == LOCAL_DEVICE and is_outdated(path)  # recalibrated below, old file kept
+    profile = DeviceProfile.load(path) if path.exists() and not outdated else None
     if profile is not None and needed <= set(profile.kernels) and profile.models:
         return profile
     if device != LOCAL_DEVICE:

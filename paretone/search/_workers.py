@@ -4,16 +4,26 @@ Each actor declares the CPU and memory it needs, so Ray places it on a node that
 local machine by default, any node of an existing cluster with ``ray_address``). A worker that
 dies (killed, out of memory, node lost) surfaces as an error on its pending trial: the driver
 records the reason, retries the trial once and starts a fresh worker.
+
+A worker also polices its own memory: past its cap (the memory it declared to Ray) it leaves the
+reason in the trial's folder (``failure.json``) and kills itself, so one greedy trial fails with that
+reason instead of driving the machine into swap or the kernel's OOM killer.
 """
 
 from __future__ import annotations
 
 import os
+import signal
+import threading
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
+
+from paretone._io import write_json
 
 TRIAL_CPUS = 1
 TRIAL_MEMORY_BYTES = 3 * 1024**3  # teacher + student + decoded FSDD, with margin
+FAILURE_FILE = "failure.json"  # written into the trial folder by a worker that kills itself
 
 
 @dataclass(frozen=True)
@@ -24,6 +34,53 @@ class WorkerSetup:
     data: str | None
     split: str | None
     threads: int = TRIAL_CPUS
+    memory_bytes: int = TRIAL_MEMORY_BYTES  # declared to Ray and enforced while fine-tuning
+
+
+class MemoryCap:
+    """While a trial runs, poll this process's resident memory; past ``cap_bytes``, write the reason
+    to ``<trial folder>/failure.json`` and SIGKILL the process (the driver reads the reason)."""
+
+    def __init__(self, cap_bytes: int, *, interval_s: float = 0.05) -> None:
+        self.cap_bytes, self.interval_s = cap_bytes, interval_s
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    @staticmethod
+    def resident_bytes() -> int:
+        pages = int(Path("/proc/self/statm").read_text().split()[1])
+        return pages * os.sysconf("SC_PAGE_SIZE")
+
+    def watch(self, trial_dir: str) -> None:
+        self._stop.clear()
+        self._thread = threading.Thread(target=self._poll, args=(Path(trial_dir),), daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join()
+
+    def _poll(self, trial_dir: Path) -> None:
+        while not self._stop.wait(self.interval_s):
+            used = self.resident_bytes()
+            if used > self.cap_bytes:
+                reason = (
+                    f"worker memory {used / 1e6:.0f} MB exceeded its cap of {self.cap_bytes / 1e6:.0f} MB; "
+                    "give workers more with --worker-memory-mb or narrow the space"
+                )
+                write_json(trial_dir / FAILURE_FILE, {"reason": reason})
+                os.kill(os.getpid(), signal.SIGKILL)
+
+
+def failure_note(trial_dir: Path) -> str | None:
+    """The reason a worker left before killing itself, if any."""
+    import json
+
+    try:
+        return str(json.loads((trial_dir / FAILURE_FILE).read_text(encoding="utf-8"))["reason"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
 
 
 def start_ray(address: str | None, workers: int) -> bool:
@@ -46,25 +103,30 @@ def _worker_class() -> Any:
 
     from paretone.evaluators import TrialEvaluator
 
-    @ray.remote(num_cpus=TRIAL_CPUS, memory=TRIAL_MEMORY_BYTES, max_restarts=0)
+    @ray.remote(num_cpus=TRIAL_CPUS, max_restarts=0)
     class TrialWorker:
         def __init__(self, setup: WorkerSetup) -> None:
             self._evaluator = TrialEvaluator(
                 setup.teacher_dir, data=setup.data, split=setup.split, threads=setup.threads
             )
+            self._cap = MemoryCap(setup.memory_bytes)
 
         def pid(self) -> int:
             return os.getpid()
 
         def fine_tune(self, recipe: dict[str, Any], epochs: int, out_dir: str) -> dict[str, Any]:
-            return self._evaluator.fine_tune(recipe, epochs=epochs, out_dir=out_dir)
+            self._cap.watch(out_dir)
+            try:
+                return self._evaluator.fine_tune(recipe, epochs=epochs, out_dir=out_dir)
+            finally:
+                self._cap.stop()
 
     return TrialWorker
 
 
 def start_worker(setup: WorkerSetup) -> Any:
     """A new actor handle (its constructor loads the data in the background)."""
-    return _worker_class().remote(setup)
+    return _worker_class().options(memory=setup.memory_bytes).remote(setup)
 
 
 def failure_reason(error: BaseException) -> tuple[str, bool]:

@@ -1,0 +1,179 @@
+"""From teacher to a deployable model at 25% of the teacher's latency, with the evidence.
+
+    python benchmarks/pick.py            # 16 trials x 2 epochs, 10 final epochs (~20 min)
+    python benchmarks/pick.py --quick    # 6 trials x 1 epoch, 3 final epochs (< 10 minutes)
+
+1. Measures the fp32 teacher (runs/teacher-ast-default, trained if absent) on this machine; the
+   budget is 25% of that measured latency.
+2. Searches (NSGA-II, 2 Ray workers) at 25% of the teacher's *predicted* latency, the same fraction
+   in the units the search optimises, and a file of at most 10% of the teacher's.
+3. `paretone pick` at the measured budget: final fine-tuning, export with real kernels, latency
+   measured in a fresh process interleaved with the fp32 teacher and `quantize_dynamic(teacher)`,
+   test accuracy of all three, model card.
+4. Checks the targets: measured latency within budget, test accuracy within 1 point of the
+   teacher, file at most 10% of the teacher's, faster than `quantize_dynamic(teacher)` at equal or
+   better accuracy. Writes JSON to --out and prints a table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+from paretone import __version__
+from paretone._io import write_json
+from paretone.compress import quantize_dynamic_baseline
+from paretone.errors import ConfigError
+from paretone.hw_models import LatencyModel, measure_latencies_isolated, model_kernels
+from paretone.models import load_model
+from paretone.search import (
+    Budget,
+    PickSettings,
+    SearchSettings,
+    candidates,
+    ensure_profile,
+    load_study,
+    pick,
+    run_search,
+)
+
+TEACHER = Path("runs/teacher-ast-default")
+FRACTION = 0.25  # of the teacher's latency
+SIZE_FRACTION = 0.10  # of the teacher's file
+
+
+def _targets(report: dict[str, Any], budget_ms: float) -> dict[str, bool]:
+    models = report["models"]
+    picked, teacher, int8 = models["picked"], models["teacher_fp32"], models["teacher_quantize_dynamic"]
+    return {
+        "measured_within_budget": picked["measured_latency_ms"] <= budget_ms,
+        "within_budget_of_teacher_measured_same_run": picked["measured_latency_ms"]
+        <= FRACTION * teacher["measured_latency_ms"],
+        "test_accuracy_within_1_point": picked["test_accuracy"] >= teacher["test_accuracy"] - 0.01,
+        "file_at_most_10_percent": picked["file_bytes"] <= 0.10 * teacher["file_bytes"],
+        "beats_quantize_dynamic": picked["measured_latency_ms"] < int8["measured_latency_ms"]
+        and picked["test_accuracy"] >= int8["test_accuracy"],
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    parser.add_argument("--out", type=Path, default=Path("benchmarks/results/pick.json"))
+    parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args(argv)
+    trials, epochs, final_epochs = (6, 1, 3) if args.quick else (16, 2, 10)
+    console = Console()
+    started = time.perf_counter()
+    if not (TEACHER / "config.json").is_file():
+        console.print(f"training the teacher into {TEACHER}")
+        subprocess.run([sys.executable, "-m", "paretone.cli", "train", "--out", str(TEACHER)], check=True)
+    teacher = load_model(TEACHER).model
+
+    with tempfile.TemporaryDirectory() as tmp:
+        work = Path(tmp)
+        teacher_onnx = TEACHER / "model.onnx"
+        int8 = quantize_dynamic_baseline(teacher_onnx, work / "int8.onnx")
+        before = measure_latencies_isolated([teacher_onnx, int8])
+        budget_ms = round(FRACTION * before[0].latency_ms, 4)
+        size_mb = round(SIZE_FRACTION * teacher_onnx.stat().st_size / 1e6, 4)
+        console.print(
+            f"teacher measured {before[0].latency_ms:.3f} ms -> budget {budget_ms} ms, {size_mb} MB"
+        )
+
+        settings = SearchSettings(
+            teacher=TEACHER,
+            study="bench-pick",
+            storage=f"sqlite:///{work / 'study.db'}",
+            trials=trials,
+            budget=Budget(latency_fraction=FRACTION, size_mb=size_mb),
+            workers=2,
+            sampler="nsga2",
+            seed=args.seed,
+            epochs=epochs,
+            runs_dir=work / "runs",
+        )
+        profile = ensure_profile(settings, device="local", profile_dir=Path("runs/devices"))
+        teacher_predicted_ms = LatencyModel(profile).predict(model_kernels(teacher.config)).latency_ms
+        try:
+            summary = run_search(settings, device="local", profile_dir=Path("runs/devices"))
+        except ConfigError as exc:
+            console.print(f"search refused: {exc}")
+            return 2
+        console.print(
+            f"search: {summary.fine_tuned} fine-tuned, {summary.screened} screened, front {summary.front}, "
+            f"{summary.seconds:.0f} s"
+        )
+        pool = candidates(load_study(settings.study, settings.storage))
+        pick_settings = PickSettings(
+            study=settings.study,
+            storage=settings.storage,
+            latency_budget_ms=budget_ms,
+            size_budget_mb=size_mb,
+            out=work / "pick",
+            final_epochs=final_epochs,
+        )
+        try:
+            report = pick(pick_settings, progress=console.print)
+        except ConfigError as exc:
+            report = {"error": str(exc)}
+        card = (work / "pick" / "MODEL_CARD.md").read_text() if "error" not in report else None
+
+    result = {
+        "benchmark": "pick",
+        "paretone_version": __version__,
+        "quick": args.quick,
+        "settings": {"trials": trials, "epochs": epochs, "final_epochs": final_epochs, "workers": 2},
+        "teacher_measured_before_ms": before[0].latency_ms,
+        "quantize_dynamic_measured_before_ms": before[1].latency_ms,
+        "teacher_predicted_ms": teacher_predicted_ms,
+        "budget_ms": budget_ms,
+        "size_budget_mb": size_mb,
+        "search_budget_ms": summary.budget_ms,
+        "search": {
+            "fine_tuned": summary.fine_tuned,
+            "screened": summary.screened,
+            "failed": summary.failed,
+            "front": summary.front,
+            "seconds": round(summary.seconds, 1),
+            "best_validation_accuracy": max((c.accuracy for c in pool if c.feasible), default=None),
+        },
+        "pick": report,
+        "targets": _targets(report, budget_ms) if "error" not in report else {},
+        "model_card": card,
+        "seconds": round(time.perf_counter() - started, 1),
+    }
+    write_json(args.out, result)
+    if "error" in report:
+        console.print(f"pick failed: {report['error']}")
+        return 1
+    table = Table(title=f"picked trial {report['trial']} at budget {budget_ms} ms (25% of the teacher)")
+    for column in ("model", "test accuracy", "measured ms", "vs teacher", "predicted ms", "file MB"):
+        table.add_column(column, justify="left" if column == "model" else "right")
+    teacher_ms = report["models"]["teacher_fp32"]["measured_latency_ms"]
+    for name, row in report["models"].items():
+        table.add_row(
+            name,
+            f"{row['test_accuracy']:.2%}",
+            f"{row['measured_latency_ms']:.3f}",
+            f"{row['measured_latency_ms'] / teacher_ms:.2f}",
+            f"{report['predicted']['latency_ms']:.3f}" if name == "picked" else "-",
+            f"{row['file_bytes'] / 1e6:.2f}",
+        )
+    console.print(table)
+    for target, met in result["targets"].items():
+        console.print(f"{'met' if met else 'MISSED'}: {target}")
+    console.print(f"wrote {args.out} in {result['seconds']:.0f} s")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,145 @@
+"""``paretone pareto``, ``paretone pick`` and ``paretone run-model``: from a study to a model in use."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+from rich.console import Console
+from rich.table import Table
+
+from paretone.cli._common import cli, console
+from paretone.errors import ConfigError
+
+STUDY_HELP = "Study name (as given to `paretone search`)."
+DEFAULT_STUDY = "search-teacher-ast-default"  # what `paretone search` names the default teacher's study
+STORAGE_HELP = "Study storage URL [default: sqlite:///runs/STUDY/study.db]."
+
+
+def _storage(study: str, storage: str | None) -> str:
+    from paretone.search import default_storage
+
+    if storage:
+        return storage
+    url = default_storage(study)
+    if not Path(url.removeprefix("sqlite:///")).is_file():
+        raise ConfigError(f"study {study!r}: {url} does not exist; pass --storage or run `paretone search`")
+    return url
+
+
+@cli.command()
+@click.option("--study", default=DEFAULT_STUDY, show_default=True, help=STUDY_HELP)
+@click.option("--storage", default=None, help=STORAGE_HELP)
+@click.option("--out", type=click.Path(path_type=Path), default=None, help="Plots here [runs/STUDY].")
+@click.option(
+    "--pick", "pick_dir", type=click.Path(path_type=Path), default=None, help="Show a pick's measured models."
+)
+def pareto(study: str, storage: str | None, out: Path | None, pick_dir: Path | None) -> None:
+    """Print the feasible Pareto front; write pareto.png, pareto.html and hypervolume.csv."""
+    from paretone.search import pareto_report
+
+    out = out or Path("runs") / study
+    pick_json = (pick_dir or out / "pick") / "pick.json"
+    report = pareto_report(study, _storage(study, storage), out, pick_report=pick_json)
+    budget = f"{report.budget_ms:.3f} ms" if report.budget_ms else "none"
+    table = Table(title=f"study {study}: feasible Pareto front (budget {budget}, predicted costs)")
+    for column in ("trial", "val. accuracy", "latency ms", "peak MB", "file MB", "MMACs", "params", "recipe"):
+        table.add_column(column, justify="left" if column == "recipe" else "right")
+    for c in report.front:
+        table.add_row(
+            str(c.trial),
+            f"{c.accuracy:.2%}",
+            f"{c.latency_ms:.3f}",
+            f"{c.memory_bytes / 1e6:.2f}",
+            f"{c.model_bytes / 1e6:.2f}",
+            f"{c.macs / 1e6:.1f}",
+            f"{c.params:,}",
+            report.summaries.get(c.trial, ""),
+        )
+    click.echo(
+        f"{len(report.pool)} fine-tuned trials, {sum(c.feasible for c in report.pool)} feasible, "
+        f"front {len(report.front)}; hypervolume {report.history[-1][1] if report.history else 0:.4f}"
+    )
+    Console(width=160).print(table)
+    click.echo("wrote " + ", ".join(str(p) for p in report.files.values()))
+
+
+@cli.command()
+@click.option("--study", default=DEFAULT_STUDY, show_default=True, help=STUDY_HELP)
+@click.option("--storage", default=None, help=STORAGE_HELP)
+@click.option(
+    "--latency-budget-ms", type=float, default=None, help="Measured latency to meet [the study's budget]."
+)
+@click.option("--memory-budget-mb", type=float, default=None, help="Predicted peak memory bound (MB).")
+@click.option("--size-budget-mb", type=float, default=None, help="Predicted ONNX file size bound (MB).")
+@click.option("--out", type=click.Path(path_type=Path), default=None, help="Model folder [runs/STUDY/pick].")
+@click.option("--final-epochs", type=int, default=0, show_default=True, help="Fine-tune anew this long.")
+@click.option("--attempts", type=int, default=3, show_default=True, help="Candidates to try if over budget.")
+@click.option("--threads", type=int, default=1, show_default=True, help="ONNX Runtime threads.")
+def pick(
+    study: str,
+    storage: str | None,
+    latency_budget_ms: float | None,
+    memory_budget_mb: float | None,
+    size_budget_mb: float | None,
+    out: Path | None,
+    final_epochs: int,
+    attempts: int,
+    threads: int,
+) -> None:
+    """Export the most accurate Pareto model within the budget, measure it, write its model card."""
+    from paretone.search import PickSettings, pick
+
+    settings = PickSettings(
+        study=study,
+        storage=_storage(study, storage),
+        latency_budget_ms=latency_budget_ms,
+        memory_budget_mb=memory_budget_mb,
+        size_budget_mb=size_budget_mb,
+        out=out or Path("runs") / study / "pick",
+        final_epochs=final_epochs,
+        attempts=attempts,
+        threads=threads,
+    )
+    report = pick(settings, progress=lambda message: console.print(message))
+    rows = report["models"]
+    budget_ms = report["budget"]["latency_ms"]
+    table = Table(title=f"trial {report['trial']} within {budget_ms:.3f} ms (measured here, side by side)")
+    for column in ("model", "test accuracy", "measured ms", "predicted ms", "file MB", "peak MB"):
+        table.add_column(column, justify="left" if column == "model" else "right")
+    for name, row in rows.items():
+        predicted = f"{report['predicted']['latency_ms']:.3f}" if name == "picked" else "-"
+        table.add_row(
+            name,
+            f"{row['test_accuracy']:.2%}",
+            f"{row['measured_latency_ms']:.3f}",
+            predicted,
+            f"{row['file_bytes'] / 1e6:.2f}",
+            f"{row['peak_bytes'] / 1e6:.2f}",
+        )
+    Console(width=160).print(table)
+    click.echo(f"model: {settings.out / 'model.onnx'}  card: {settings.out / 'MODEL_CARD.md'}")
+
+
+@cli.command("run-model")
+@click.argument("model", type=click.Path(path_type=Path))
+@click.argument("audio", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option("--threads", type=int, default=1, show_default=True, help="ONNX Runtime threads.")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per file.")
+def run_model(model: Path, audio: tuple[Path, ...], threads: int, as_json: bool) -> None:
+    """Classify audio files with a model written by `paretone pick` (front-end inside the model)."""
+    from paretone.evaluators import classify_files
+
+    results = classify_files(model, list(audio), threads=threads)
+    failed = 0
+    for result in results:
+        if "error" in result:
+            failed += 1
+            click.echo(f"paretone: error: {result['error']}", err=True)
+        elif as_json:
+            click.echo(json.dumps(result))
+        else:
+            click.echo(f"{result['file']}\t{result['label']}\t{result['probability']:.3f}")
+    if failed:
+        raise SystemExit(2)
