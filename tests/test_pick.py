@@ -162,11 +162,14 @@ def test_pick_without_a_fitting_candidate_names_the_nearest(study, tmp_path):
     last = result.stderr.strip().splitlines()[-1]
     assert "no Pareto-optimal model" in last and "the fastest are trial" in last
     assert not out.exists()
-    for bad in ("-1", "nan", "0"):
-        refused = run_cli(
-            "pick", "--study", name, "--storage", storage, "--latency-budget-ms", bad, cwd=tmp_path
-        )
-        assert refused.returncode == 2 and "must be a positive number" in refused.stderr
+    for flag, bad, needle in [
+        ("--latency-budget-ms", "-1", "must be a positive number"),
+        ("--latency-budget-ms", "nan", "must be a positive number"),
+        ("--latency-budget-ms", "0", "must be a positive number"),
+        ("--latency-budget-fraction", "1.5", "must be in (0, 1]"),
+    ]:
+        refused = run_cli("pick", "--study", name, "--storage", storage, flag, bad, cwd=tmp_path)
+        assert refused.returncode == 2 and needle in refused.stderr
     missing = run_cli(
         "pick", "--study", "nope", "--storage", storage, "--latency-budget-ms", "1", cwd=tmp_path
     )

@@ -71,6 +71,12 @@ def pareto(study: str, storage: str | None, out: Path | None, pick_dir: Path | N
 @click.option(
     "--latency-budget-ms", type=float, default=None, help="Measured latency to meet [the study's budget]."
 )
+@click.option(
+    "--latency-budget-fraction",
+    type=float,
+    default=None,
+    help="Or: this fraction of the teacher's latency, measured beside each candidate.",
+)
 @click.option("--memory-budget-mb", type=float, default=None, help="Predicted peak memory bound (MB).")
 @click.option("--size-budget-mb", type=float, default=None, help="Predicted ONNX file size bound (MB).")
 @click.option("--out", type=click.Path(path_type=Path), default=None, help="Model folder [runs/STUDY/pick].")
@@ -81,6 +87,7 @@ def pick(
     study: str,
     storage: str | None,
     latency_budget_ms: float | None,
+    latency_budget_fraction: float | None,
     memory_budget_mb: float | None,
     size_budget_mb: float | None,
     out: Path | None,
@@ -95,6 +102,7 @@ def pick(
         study=study,
         storage=_storage(study, storage),
         latency_budget_ms=latency_budget_ms,
+        latency_budget_fraction=latency_budget_fraction,
         memory_budget_mb=memory_budget_mb,
         size_budget_mb=size_budget_mb,
         out=out or Path("runs") / study / "pick",

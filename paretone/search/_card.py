@@ -38,6 +38,8 @@ def model_card(report: dict[str, Any]) -> str:
     data = report.get("data", {})
     tests = report.get("test_clips", 0)
     budget_ms, predicted_ms = report["budget"]["latency_ms"], report["predicted"]["latency_ms"]
+    fraction = report["budget"].get("latency_fraction_of_teacher_measured")
+    share = "" if fraction is None else f", {fraction:.0%} of the teacher measured beside it"
     measured_ms = picked["measured_latency_ms"]
     speedup = teacher["measured_latency_ms"] / measured_ms
     size = picked["file_bytes"] / teacher["file_bytes"]
@@ -45,8 +47,9 @@ def model_card(report: dict[str, Any]) -> str:
         f"# Model card: `{report['study']}`, trial {report['trial']}",
         "",
         f"Compressed by paretone {report['paretone_version']} from the teacher `{report['teacher']}`. "
-        f"On this machine it measured **{measured_ms:.3f} ms** per clip (budget {budget_ms} ms; the "
-        f"search predicted {predicted_ms:.3f} ms), **{speedup:.1f}x faster** than the fp32 teacher and "
+        f"On this machine it measured **{measured_ms:.3f} ms** per clip (budget {budget_ms:.3f} ms"
+        f"{share}; the search predicted {predicted_ms:.3f} ms), **{speedup:.1f}x faster** than the fp32 "
+        "teacher and "
         f"{int8['measured_latency_ms'] / measured_ms:.1f}x faster than `quantize_dynamic(teacher)`, in a "
         f"file **{size:.1%}** of the teacher's, at **{picked['test_accuracy']:.1%}** test accuracy "
         f"(teacher {teacher['test_accuracy']:.1%}, `quantize_dynamic` {int8['test_accuracy']:.1%}).",

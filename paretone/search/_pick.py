@@ -8,7 +8,6 @@ set aside under ``rejected/`` with its figures and the next candidate is tried.
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import math
 import os
@@ -57,8 +56,10 @@ class OverBudgetError(ConfigError):
 class PickSettings:
     study: str
     storage: str
-    latency_budget_ms: float | None  # None: the budget the study was searched with
+    latency_budget_ms: float | None  # measured ms; None (and no fraction): the study's own budget
     out: Path
+    # a fraction of the teacher's latency, measured beside each candidate in the same process
+    latency_budget_fraction: float | None = None
     memory_budget_mb: float | None = None
     size_budget_mb: float | None = None  # predicted ONNX file size
     final_epochs: int = 0  # 0: ship the trial's own fine-tuned weights
@@ -73,6 +74,11 @@ class PickSettings:
             isinstance(budget, int | float) and math.isfinite(budget) and budget > 0
         ):
             raise ConfigError(f"--latency-budget-ms must be a positive number of milliseconds, got {budget}")
+        fraction = self.latency_budget_fraction
+        if fraction is not None and not (math.isfinite(fraction) and 0 < fraction <= 1):
+            raise ConfigError(f"--latency-budget-fraction must be in (0, 1], got {fraction}")
+        if budget is not None and fraction is not None:
+            raise ConfigError("give --latency-budget-ms or --latency-budget-fraction, not both")
         for flag, value in (
             ("--memory-budget-mb", self.memory_budget_mb),
             ("--size-budget-mb", self.size_budget_mb),
@@ -92,20 +98,43 @@ class Attempt:
     folder: str
 
 
+@dataclass(frozen=True)
+class ResolvedBudget:
+    """``choose_ms``: predicted latency candidates must fit; then ``limit_ms`` (absolute) or
+    ``fraction`` of the teacher measured beside each candidate, which moves with the machine's
+    slow and fast phases as the candidate does."""
+
+    choose_ms: float
+    limit_ms: float | None
+    fraction: float | None
+
+
+def _resolve_budget(settings: PickSettings, attrs: dict[str, Any]) -> ResolvedBudget:
+    """The given budget, else the one the study was searched with (a fraction stays a fraction)."""
+    if settings.latency_budget_ms is not None:
+        return ResolvedBudget(settings.latency_budget_ms, settings.latency_budget_ms, None)
+    searched = attrs.get("budget", {})
+    fraction = settings.latency_budget_fraction or searched.get("latency_fraction")
+    if fraction is None:
+        if searched.get("latency_ms") is None:
+            raise ConfigError(f"study {settings.study!r} has no latency budget; pass --latency-budget-ms")
+        return ResolvedBudget(float(searched["latency_ms"]), float(searched["latency_ms"]), None)
+    teacher_ms = attrs.get("teacher_predicted_latency_ms")
+    if teacher_ms is None:
+        raise ConfigError(f"study {settings.study!r} lacks the teacher's latency; pass --latency-budget-ms")
+    return ResolvedBudget(float(fraction) * float(teacher_ms), None, float(fraction))
+
+
 def choices(
     settings: PickSettings,
-) -> tuple[list[Candidate], list[Candidate], dict[str, Any], PickSettings]:
+) -> tuple[list[Candidate], list[Candidate], dict[str, Any], ResolvedBudget]:
     """(front members predicted within the budget, best first; the whole front; study attributes;
-    the settings with the study's own latency budget filled in if none was given).
+    the latency budget, the study's own if none was given).
 
     ConfigError naming the nearest options when no front member fits.
     """
     study = load_study(settings.study, settings.storage)
-    if settings.latency_budget_ms is None:
-        searched = study.user_attrs.get("budget", {}).get("latency_ms")
-        if searched is None:
-            raise ConfigError(f"study {settings.study!r} has no latency budget; pass --latency-budget-ms")
-        settings = dataclasses.replace(settings, latency_budget_ms=float(searched))
+    budget = _resolve_budget(settings, study.user_attrs)
     pool = candidates(study)
     if not pool:
         raise ConfigError(
@@ -114,7 +143,7 @@ def choices(
     front = pareto_candidates(pool)
     fitting = within(
         front,
-        latency_ms=settings.latency_budget_ms,
+        latency_ms=budget.choose_ms,
         memory_mb=settings.memory_budget_mb,
         size_mb=settings.size_budget_mb,
     )
@@ -126,13 +155,13 @@ def choices(
         )
         raise ConfigError(
             f"no Pareto-optimal model of study {settings.study!r} is predicted within "
-            f"{settings.latency_budget_ms} ms"
+            f"{budget.choose_ms:.3f} ms"
             + (f", {settings.memory_budget_mb} MB of memory" if settings.memory_budget_mb else "")
             + (f", a {settings.size_budget_mb} MB file" if settings.size_budget_mb else "")
             + f"; the fastest are {nearest}. Raise the budget, or search at this one "
             "(`paretone search --latency-budget-ms ...` with a new --study)"
         )
-    return fitting, front, dict(study.user_attrs), settings
+    return fitting, front, dict(study.user_attrs), budget
 
 
 def _accuracy(path: Path, evaluator: TrialEvaluator, threads: int) -> float:
@@ -163,8 +192,8 @@ def pick(settings: PickSettings, *, progress: Progress | None = None) -> dict[st
     """Choose, export, measure, verify and document (see the module docstring); the report."""
     say = progress or (lambda _: None)
     started = time.perf_counter()
-    fitting, front, attrs, settings = choices(settings)
-    budget_ms = float(settings.latency_budget_ms)  # type: ignore[arg-type]
+    fitting, front, attrs, budget = choices(settings)
+    fraction = budget.fraction
     teacher_dir = Path(attrs["paretone"]["teacher"])
     out = settings.out
     out.mkdir(parents=True, exist_ok=True)
@@ -196,6 +225,8 @@ def pick(settings: PickSettings, *, progress: Progress | None = None) -> dict[st
             passes=settings.passes,
             runs=settings.runs,
         )
+        # the limit: absolute, or the fraction of the teacher measured in this very run
+        budget_ms = float(budget.limit_ms if fraction is None else fraction * measured[1].latency_ms)
         ok = measured[0].latency_ms <= budget_ms
         attempts.append(
             Attempt(candidate.trial, candidate.latency_ms, measured[0].latency_ms, ok, str(folder))
@@ -211,12 +242,15 @@ def pick(settings: PickSettings, *, progress: Progress | None = None) -> dict[st
         write_json(rejected / "why.json", {"budget_ms": budget_ms, **measured[0].to_dict()})
         say(
             f"trial {candidate.trial}: measured {measured[0].latency_ms:.3f} ms > budget "
-            f"{budget_ms} ms; set aside, trying the next candidate"
+            f"{budget_ms:.3f} ms; set aside, trying the next candidate"
         )
     if chosen is None:
         tried = "; ".join(f"trial {a.trial} measured {a.measured_latency_ms:.3f} ms" for a in attempts)
+        limit = (
+            f"{budget_ms:.3f} ms" if fraction is None else f"{fraction:g} x the teacher measured beside them"
+        )
         raise OverBudgetError(
-            f"no model shipped: {tried}, over the {budget_ms} ms budget (kept under "
+            f"no model shipped: {tried}, over the budget ({limit}; kept under "
             f"{out / 'rejected'}). The device profile may have drifted: run `paretone calibrate --validate`, "
             "raise the budget, or pass --attempts N to try more candidates"
         )
@@ -270,6 +304,8 @@ def pick(settings: PickSettings, *, progress: Progress | None = None) -> dict[st
         "data": evaluator.context.data_info,
         "budget": {
             "latency_ms": budget_ms,
+            "latency_fraction_of_teacher_measured": fraction,
+            "predicted_ms_used_to_choose": budget.choose_ms,
             "memory_mb": settings.memory_budget_mb,
             "size_mb": settings.size_budget_mb,
         },

@@ -64,7 +64,9 @@ def write_png(plot: ParetoPlot, path: str | os.PathLike[str]) -> Path:
         ax.axvline(plot.budget_ms, c="tab:red", ls="--", label=f"budget {plot.budget_ms:.3f} ms")
     for ref in plot.references:
         ax.scatter([ref.latency_ms], [ref.accuracy], marker="*" if ref.measured else "D", s=90, c="black")
-        ax.annotate(ref.label, (ref.latency_ms, ref.accuracy), textcoords="offset points", xytext=(5, -12))
+        ax.annotate(
+            ref.label, (ref.latency_ms, ref.accuracy), textcoords="offset points", xytext=(4, -11), fontsize=7
+        )
     ax.set_xlabel("latency (ms; trials predicted, stars measured)")
     ax.set_ylabel("validation accuracy")
     ax.legend(fontsize=8, loc="lower right")
