@@ -134,7 +134,8 @@ def test_pick_ships_a_measured_model_with_card_and_baselines(study, tiny_teacher
 def test_pick_never_ships_a_model_measured_over_budget(study, tmp_path):
     name, storage = study
     out = tmp_path / "picked"
-    slowest = max(c.latency_ms for c in candidates(load_study(name, storage)))
+    pool = candidates(load_study(name, storage))
+    slowest = max(c.latency_ms for c in pool)
     budget = round(slowest * 1.2, 4)  # every candidate is predicted within it...
     assert budget < 0.05  # ...and no real model with a front-end runs in 50 us on a CPU
     result = run_cli(
@@ -146,7 +147,8 @@ def test_pick_never_ships_a_model_measured_over_budget(study, tmp_path):
     assert last.startswith("paretone: error: no model shipped") and "Traceback" not in result.stderr
     assert not (out / "model.onnx").exists() and not (out / "MODEL_CARD.md").exists()
     rejected = sorted((out / "rejected").iterdir())
-    assert len(rejected) == 2  # both attempts kept, with why
+    tried = min(2, len(pareto_candidates(pool)))  # every front member fits the prediction
+    assert len(rejected) == tried >= 1  # each attempt kept, with why
     for folder in rejected:
         why = json.loads((folder / "why.json").read_text())
         assert why["latency_ms"] > why["budget_ms"] == budget and (folder / "model.onnx").is_file()

@@ -45,7 +45,7 @@ from paretone.search._front import Candidate, candidates, load_study, pareto_can
 
 MODEL_FILE, CARD_FILE, REPORT_FILE = "model.onnx", "MODEL_CARD.md", "pick.json"
 TEACHER_INT8 = "teacher-quantize-dynamic.onnx"
-Progress = Callable[[str], None]
+Say = Callable[[str], None]  # one line of progress for the user
 
 
 class OverBudgetError(ConfigError):
@@ -188,7 +188,7 @@ def _student(
     return loaded, recipe, metrics
 
 
-def pick(settings: PickSettings, *, progress: Progress | None = None) -> dict[str, Any]:
+def pick(settings: PickSettings, *, progress: Say | None = None) -> dict[str, Any]:
     """Choose, export, measure, verify and document (see the module docstring); the report."""
     say = progress or (lambda _: None)
     started = time.perf_counter()
