@@ -213,40 +213,6 @@ def test_nan_losses_fail_their_trials_with_the_reason_and_the_study_ends(tiny_te
     assert summary.failed == 2 and _finished(trials) == 2
 
 
-@pytest.mark.parametrize("storage_kind", ["journal", "sqlite"])
-def test_concurrent_drivers_share_one_study_without_duplicates_or_losses(
-    tiny_teacher, profiles, tmp_path, storage_kind
-):
-    storage = (
-        f"journal:{tmp_path / 'j.log'}" if storage_kind == "journal" else f"sqlite:///{tmp_path / 'c.db'}"
-    )
-    _concurrent_drivers(tiny_teacher, profiles, tmp_path, storage, storage_kind)
-
-
-def _concurrent_drivers(teacher: Path, profiles: Path, tmp_path: Path, storage: str, kind: str) -> None:
-    args = _search_args(teacher, profiles, storage, "c", trials=4)
-    first = _popen_search(args, tmp_path)
-    _wait_for(lambda: bool(_trials(storage, "c")), 300, "the study to exist")
-    second = _popen_search([*args, "--resume"], tmp_path)
-    for process in (first, second):
-        _, err = process.communicate(timeout=900)
-        assert process.returncode == 0, err.decode()[-2000:]
-    trials = _trials(storage, "c")
-    tuned = [t for t in trials if t.state == TrialState.COMPLETE and t.user_attrs.get("fine_tuned")]
-    numbers = [t.number for t in trials]
-    folders = [tmp_path / "runs" / "c" / "trials" / f"{t.number:05d}" for t in tuned]
-    record(
-        f"2 drivers at once on one study ({kind})",
-        requested=4, fine_tuned=len(tuned), duplicates=len(numbers) - len(set(numbers)),
-        lost=sum(not (f / "weights.safetensors").is_file() for f in folders),
-        left_running=sum(t.state in (TrialState.RUNNING, TrialState.WAITING) for t in trials),
-    )  # fmt: skip
-    assert not [t for t in trials if t.state in (TrialState.RUNNING, TrialState.WAITING)]
-    assert 4 <= len(tuned) <= 5  # the count is shared; at most one launch can race past it
-    assert len(numbers) == len(set(numbers))
-    assert all((f / "weights.safetensors").is_file() and (f / "recipe.json").is_file() for f in folders)
-
-
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -290,9 +256,40 @@ def postgres_server() -> Iterator[str]:
         shutil.rmtree(root, ignore_errors=True)
 
 
-def test_concurrent_drivers_on_postgresql_started_by_the_test(tiny_teacher, profiles, tmp_path):
-    with postgres_server() as url:
-        _concurrent_drivers(tiny_teacher, profiles, tmp_path, url, "postgresql")
+@contextmanager
+def _storage(kind: str, tmp_path: Path) -> Iterator[str]:
+    if kind == "postgresql":
+        with postgres_server() as url:
+            yield url
+    else:
+        yield f"journal:{tmp_path / 'j.log'}" if kind == "journal" else f"sqlite:///{tmp_path / 'c.db'}"
+
+
+@pytest.mark.parametrize("kind", ["journal", "sqlite", "postgresql"])  # PostgreSQL: started by the test
+def test_concurrent_drivers_share_one_study_without_duplicates_or_losses(
+    tiny_teacher, profiles, tmp_path, kind
+):
+    with _storage(kind, tmp_path) as storage:
+        args = _search_args(tiny_teacher, profiles, storage, "c", trials=4)
+        first = _popen_search(args, tmp_path)
+        _wait_for(lambda: bool(_trials(storage, "c")), 300, "the study to exist")
+        second = _popen_search([*args, "--resume"], tmp_path)
+        errors = [process.communicate(timeout=900)[1].decode()[-2000:] for process in (first, second)]
+        trials = _trials(storage, "c")
+    assert first.returncode == 0 and second.returncode == 0, errors
+    tuned = [t for t in trials if t.state == TrialState.COMPLETE and t.user_attrs.get("fine_tuned")]
+    numbers = [t.number for t in trials]
+    folders = [tmp_path / "runs" / "c" / "trials" / f"{t.number:05d}" for t in tuned]
+    record(
+        f"2 drivers at once on one study ({kind})",
+        requested=4, fine_tuned=len(tuned), duplicates=len(numbers) - len(set(numbers)),
+        lost=sum(not (f / "weights.safetensors").is_file() for f in folders),
+        left_running=sum(t.state in (TrialState.RUNNING, TrialState.WAITING) for t in trials),
+    )  # fmt: skip
+    assert not [t for t in trials if t.state in (TrialState.RUNNING, TrialState.WAITING)]
+    assert 4 <= len(tuned) <= 5  # the count is shared; at most one launch can race past it
+    assert len(numbers) == len(set(numbers))
+    assert all((f / "weights.safetensors").is_file() and (f / "recipe.json").is_file() for f in folders)
 
 
 _WRITER = """

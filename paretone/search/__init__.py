@@ -5,7 +5,14 @@ The only room that imports Optuna and Ray together.
 
 from paretone.search._budget import Budget
 from paretone.search._driver import Driver, SearchSettings, SearchSummary
-from paretone.search._front import Candidate, candidates, hypervolume, hypervolume_history, load_study
+from paretone.search._front import (
+    Candidate,
+    candidates,
+    hypervolume,
+    hypervolume_history,
+    load_study,
+    pareto_candidates,
+)
 from paretone.search._pareto import ParetoReport, pareto_report
 from paretone.search._pick import OverBudgetError, PickSettings, pick
 from paretone.search._run import LOCAL_DEVICE, ensure_profile, run_search
@@ -18,7 +25,6 @@ from paretone.search._study import (
     make_sampler,
     make_storage,
     open_study,
-    pareto_front,
 )
 
 __all__ = [
@@ -44,7 +50,7 @@ __all__ = [
     "make_sampler",
     "make_storage",
     "open_study",
-    "pareto_front",
+    "pareto_candidates",
     "pareto_report",
     "pick",
     "run_search",

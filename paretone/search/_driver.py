@@ -33,11 +33,11 @@ from paretone.hw_models import (
     recipe_kernels,
 )
 from paretone.search._budget import Budget
+from paretone.search._front import Candidate, pareto_candidates
 from paretone.search._study import (
     feasible,
     make_sampler,
     open_study,
-    pareto_front,
     set_running_attr,
 )
 from paretone.search._workers import (
@@ -445,7 +445,7 @@ class Driver:
             fine_tuned=sum(1 for t in complete if t.user_attrs.get("fine_tuned")),
             failed=sum(1 for t in trials if t.state == TrialState.FAIL),
             screened=sum(1 for t in complete if not t.user_attrs.get("fine_tuned")),
-            front=len(pareto_front(complete)),
+            front=len(pareto_candidates([Candidate.from_trial(t) for t in complete if feasible(t)])),
             best_feasible_accuracy=best,
             budget_ms=self.budget_ms,
             seconds=seconds,

@@ -10,7 +10,6 @@ and the ``optuna`` CLI read a paretone study as-is.
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -96,14 +95,3 @@ def finished(study: optuna.Study) -> list[FrozenTrial]:
 
 def feasible(trial: FrozenTrial) -> bool:
     return trial.state == TrialState.COMPLETE and all(c <= 0 for c in trial.constraints.values())
-
-
-def pareto_front(trials: Sequence[FrozenTrial]) -> list[FrozenTrial]:
-    """Feasible trials no other feasible trial beats on all three objectives."""
-    candidates = [t for t in trials if feasible(t) and t.values is not None]
-
-    def dominates(a: FrozenTrial, b: FrozenTrial) -> bool:
-        av, bv = (a.values[0], -a.values[1], -a.values[2]), (b.values[0], -b.values[1], -b.values[2])
-        return all(x >= y for x, y in zip(av, bv, strict=True)) and av != bv
-
-    return [t for t in candidates if not any(dominates(o, t) for o in candidates)]
