@@ -108,8 +108,10 @@ def test_refit_with_whole_model_measurements_moves_predictions(profile_dir, teac
 
 def test_validation_reports_errors_and_proxies(profile_dir, teacher):
     profile = DeviceProfile.load(profile_path(profile_dir, "here"))
-    report = validate(profile, teacher, models=3, passes=1, memory=False)
+    report = validate(profile, teacher, models=3, passes=1, memory=False, drift_models=2)
     assert report.coverage == 1.0 and len(report.rows) == 3
+    # two calibration models re-timed beside them: the machine's drift, and the refit figures
+    assert report.drift is not None and 0.2 < report.drift < 5 and report.latency_after_refit is not None
     assert report.model_bytes.within_5pct == 1.0  # stored bytes are exact to well under 1%
     assert 0 <= report.latency.within_10pct <= 1 and report.latency.rmspe_pct >= 0
     assert report.peak_bytes is None
