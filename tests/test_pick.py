@@ -15,6 +15,7 @@ import pytest
 from conftest import make_driver, run_cli, synthetic_profile
 
 from paretone.compress import export_onnx
+from paretone.errors import ConfigError
 from paretone.models import ASTConfig, build_model, load_model
 from paretone.search import (
     Budget,
@@ -25,6 +26,7 @@ from paretone.search import (
     load_study,
 )
 from paretone.search._front import pareto_candidates, within
+from paretone.search._pick import PickSettings, resolve_budget
 
 DEVICE = "optimistic"
 
@@ -152,6 +154,24 @@ def test_pick_never_ships_a_model_measured_over_budget(study, tmp_path):
     for folder in rejected:
         why = json.loads((folder / "why.json").read_text())
         assert why["latency_ms"] > why["budget_ms"] == budget and (folder / "model.onnx").is_file()
+
+
+def test_a_fraction_budget_follows_the_teacher_measured_beside_each_candidate(tmp_path):
+    searched = {"budget": {"latency_fraction": 0.25}, "teacher_predicted_latency_ms": 4.0}
+
+    def settings(**budget) -> PickSettings:
+        budget = {"latency_budget_ms": None, **budget}
+        return PickSettings(study="s", storage="sqlite://", out=tmp_path, **budget)
+
+    own = resolve_budget(settings(), searched)  # the study's own fraction
+    assert (own.choose_ms, own.fraction) == (1.0, 0.25)  # candidates are chosen on the prediction...
+    assert own.limit_beside(8.0) == 2.0 and own.limit_beside(2.0) == 0.5  # ...checked on the measurement
+    given = resolve_budget(settings(latency_budget_fraction=0.5), searched)
+    assert (given.choose_ms, given.limit_beside(3.0)) == (2.0, 1.5)
+    absolute = resolve_budget(settings(latency_budget_ms=1.5), searched)
+    assert (absolute.choose_ms, absolute.limit_beside(8.0)) == (1.5, 1.5)  # milliseconds stay put
+    with pytest.raises(ConfigError, match="lacks the teacher's latency"):
+        resolve_budget(settings(), {"budget": {"latency_fraction": 0.25}})
 
 
 def test_pick_without_a_fitting_candidate_names_the_nearest(study, tmp_path):

@@ -108,8 +108,18 @@ class ResolvedBudget:
     limit_ms: float | None
     fraction: float | None
 
+    def __post_init__(self) -> None:
+        if (self.limit_ms is None) == (self.fraction is None):
+            raise ValueError("give exactly one of limit_ms and fraction")
 
-def _resolve_budget(settings: PickSettings, attrs: dict[str, Any]) -> ResolvedBudget:
+    def limit_beside(self, teacher_measured_ms: float) -> float:
+        """The measured latency a candidate must not exceed, the teacher timed in the same run."""
+        if self.fraction is not None:
+            return self.fraction * teacher_measured_ms
+        return float(self.limit_ms)  # type: ignore[arg-type]  # set when fraction is None
+
+
+def resolve_budget(settings: PickSettings, attrs: dict[str, Any]) -> ResolvedBudget:
     """The given budget, else the one the study was searched with (a fraction stays a fraction)."""
     if settings.latency_budget_ms is not None:
         return ResolvedBudget(settings.latency_budget_ms, settings.latency_budget_ms, None)
@@ -134,7 +144,7 @@ def choices(
     ConfigError naming the nearest options when no front member fits.
     """
     study = load_study(settings.study, settings.storage)
-    budget = _resolve_budget(settings, study.user_attrs)
+    budget = resolve_budget(settings, study.user_attrs)
     pool = candidates(study)
     if not pool:
         raise ConfigError(
@@ -225,8 +235,7 @@ def pick(settings: PickSettings, *, progress: Say | None = None) -> dict[str, An
             passes=settings.passes,
             runs=settings.runs,
         )
-        # the limit: absolute, or the fraction of the teacher measured in this very run
-        budget_ms = float(budget.limit_ms if fraction is None else fraction * measured[1].latency_ms)
+        budget_ms = budget.limit_beside(measured[1].latency_ms)
         ok = measured[0].latency_ms <= budget_ms
         attempts.append(
             Attempt(candidate.trial, candidate.latency_ms, measured[0].latency_ms, ok, str(folder))
@@ -239,7 +248,15 @@ def pick(settings: PickSettings, *, progress: Say | None = None) -> dict[str, An
         rejected.parent.mkdir(parents=True, exist_ok=True)
         folder.replace(rejected)
         attempts[-1].folder = str(rejected)
-        write_json(rejected / "why.json", {"budget_ms": budget_ms, **measured[0].to_dict()})
+        write_json(
+            rejected / "why.json",
+            {
+                "budget_ms": budget_ms,
+                "budget_fraction": fraction,
+                "teacher_latency_ms": measured[1].latency_ms,
+                **measured[0].to_dict(),
+            },
+        )
         say(
             f"trial {candidate.trial}: measured {measured[0].latency_ms:.3f} ms > budget "
             f"{budget_ms:.3f} ms; set aside, trying the next candidate"
