@@ -26,6 +26,9 @@ def test_kernels_add_up_to_the_student_macs_and_params(teacher_config, seed):
     kernels = recipe_kernels(teacher_config, recipe)
     assert sum(k.macs for k in kernels) == count_complexity(student).dense_macs
     assert sum(k.params for k in kernels) == sum(p.numel() for p in student.parameters())
+    # the "dft" front-end's kernel is computed when the session loads: memory, not file bytes
+    computed = dict(student.named_buffers()).get("front_end.mel.dft")
+    assert sum(k.computed_weight_bytes for k in kernels) == (0 if computed is None else 4 * computed.numel())
 
 
 def test_recipe_formats_reach_their_kernels():

@@ -113,6 +113,16 @@ class Kernel:
         return 0
 
     @property
+    def computed_weight_bytes(self) -> int:
+        """fp32 bytes of weights the graph computes when the session loads instead of storing them
+        (the "dft" front-end's cos/sin kernel); ONNX Runtime's constant folding holds them and their
+        intermediates in memory, so they count towards peak memory but not file bytes."""
+        d = self.dims
+        if self.kind == "frontend" and self.format == "dft":
+            return 4 * 2 * (d["n_fft"] // 2 + 1) * d["n_fft"]
+        return 0
+
+    @property
     def activation_bytes(self) -> int:
         """fp32 bytes of the tensors live while it runs (inputs, intermediates, outputs)."""
         d = self.dims

@@ -5,7 +5,8 @@ layer widths for every format), corrected by per-format terms for graph structur
 names) fitted on whole models.
 ``peak_bytes``: the resident-memory rise from loading and running the model, beyond an empty
 session. ONNX Runtime keeps prepacked copies of float weights, so float and quantized weight bytes
-get separate coefficients, learnt with the largest live activations from whole-model measurements.
+get separate coefficients, learnt with the largest live activations and the weights computed at load
+(the "dft" front-end's kernel, folded from several intermediates) from whole-model measurements.
 """
 
 from __future__ import annotations
@@ -92,14 +93,17 @@ class MemoryModel:
             )
         return sizes
 
-    def _features(self, kernels: Sequence[Kernel]) -> tuple[float, float, float, float] | None:
-        """(stored bytes, float weight bytes, quantized weight bytes, largest activation bytes)."""
+    def _features(self, kernels: Sequence[Kernel]) -> tuple[float, ...] | None:
+        """(stored bytes, float weight bytes, quantized weight bytes, largest activation bytes,
+        weight bytes computed at load)."""
         sizes = self._sizes(kernels)
         if any(sizes[k] is None for k in kernels):
             return None
         floating = sum(sizes[k] for k in kernels if not k.quantized)  # type: ignore[misc]
         quantized = sum(sizes[k] for k in kernels if k.quantized)  # type: ignore[misc]
-        return floating + quantized, floating, quantized, float(max(k.activation_bytes for k in kernels))
+        activation = float(max(k.activation_bytes for k in kernels))
+        computed = float(sum(k.computed_weight_bytes for k in kernels))
+        return floating + quantized, floating, quantized, activation, computed
 
     def predict(self, kernels: Sequence[Kernel]) -> MemoryPrediction:
         sizes = self._sizes(kernels)
