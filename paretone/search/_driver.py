@@ -288,9 +288,7 @@ class Driver:
                 alive += 1
         return alive
 
-    def _beat(
-        self, running: dict[Any, tuple[Trial, Any, tuple[float, float]]], *, force: bool = False
-    ) -> None:
+    def _beat(self, running: dict[Any, Running], *, force: bool = False) -> None:
         """Stamp the heartbeat on this driver's running trials (at most every ``heartbeat_s``)."""
         now = time.time()
         if force or now - self._last_beat >= self.settings.heartbeat_s:

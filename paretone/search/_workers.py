@@ -12,6 +12,7 @@ reason instead of driving the machine into swap or the kernel's OOM killer.
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import threading
@@ -75,8 +76,6 @@ class MemoryCap:
 
 def failure_note(trial_dir: Path) -> str | None:
     """The reason a worker left before killing itself, if any."""
-    import json
-
     try:
         return str(json.loads((trial_dir / FAILURE_FILE).read_text(encoding="utf-8"))["reason"])
     except (OSError, ValueError, KeyError, TypeError):
