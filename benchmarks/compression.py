@@ -24,24 +24,15 @@ import torch
 from rich.console import Console
 from rich.table import Table
 
-from paretone import __version__
 from paretone._io import write_json
+from paretone._version import __version__
 from paretone.audio import FrontEndConfig, SplitSets, load_splits, make_splits, open_dataset
-from paretone.compress import (
-    Distillation,
-    LayerPrecision,
-    Recipe,
-    apply,
-    export_compressed,
-    export_onnx,
-    onnx_logits,
-    teacher_logits,
-)
-from paretone.hw_models import measure_latencies
-from paretone.models import ASTConfig, AudioModel, build_model, count_complexity, load_model
-from paretone.training import TrainConfig, accuracy, distil, fit, predict_logits, train_teacher
+from paretone.compress import Distill, Prune, Quantize, Recipe, apply, export_compressed, teacher_logits
+from paretone.models import ASTConfig, AudioModel, build_model, count_complexity, export_onnx, load_model
+from paretone.runtime import measure_latencies, run_logits
+from paretone.training import TrainConfig, distil, fit, predict_logits, score, train_teacher
 
-DISTILL = Distillation(temperature=4.0, alpha=0.7)
+DISTILL = Distill(temperature=4.0, alpha=0.7)
 
 
 def _teacher(catalog, split: str, directory: Path, epochs: int) -> AudioModel:
@@ -64,11 +55,11 @@ def _attention_params(model: AudioModel) -> int:
 
 def _case(name: str, model: AudioModel, onnx_path: Path, sets: SplitSets, **extra) -> dict:
     complexity = count_complexity(model)
-    ort = onnx_logits(onnx_path, sets.test.waveforms)
+    ort = torch.from_numpy(run_logits(onnx_path, sets.test.waveforms.numpy()))
     torch_logits = predict_logits(model, sets.test)
     return {
         "case": name,
-        "test_accuracy": accuracy(model, sets.test),
+        "test_accuracy": score(model, sets.test),
         "onnx_test_accuracy": (ort.argmax(1) == sets.test.targets).float().mean().item(),
         "onnx_top1_agreement": (ort.argmax(1) == torch_logits.argmax(1)).float().mean().item(),
         "onnx_max_abs_logit_diff": (ort - torch_logits).abs().max().item(),
@@ -104,7 +95,7 @@ def _run_split(catalog, split: str, teacher_dir: Path, work: Path, quick: bool, 
     def compressed(name: str, recipe: Recipe) -> None:
         start = time.perf_counter()
         student = apply(recipe, teacher, data=sets.train)
-        before = accuracy(student, sets.test)
+        before = score(student, sets.test)
         distil(student, sets.train, sets.validation, cached, recipe.distillation, finetune)
         path = work / f"{split}-{name.replace(' ', '_')}.onnx"
         export_compressed(student, recipe, path, calibration=calibration)
@@ -121,28 +112,15 @@ def _run_split(catalog, split: str, teacher_dir: Path, work: Path, quick: bool, 
         console.print(f"{split}: {name}: {rows[-1]['test_accuracy']:.2%}")
 
     blocks = range(len(teacher.config.blocks))
-    compressed(
-        "attention pruned 50%",
-        Recipe(
-            heads={
-                f"blocks.{i}.attn.heads": max(1, 3 * b.num_heads // 4)
-                for i, b in enumerate(teacher.config.blocks)
-            },
-            channels={f"blocks.{i}.attn.{c}": 2 / 3 for i in blocks for c in ("qk_channels", "v_channels")},
-            distillation=DISTILL,
-            importance="taylor",
-        ),
-    )
+    heads = {
+        f"blocks.{i}.attn.heads": max(1, 3 * b.num_heads // 4) for i, b in enumerate(teacher.config.blocks)
+    }
+    channels = {f"blocks.{i}.attn.{c}": 2 / 3 for i in blocks for c in ("qk_channels", "v_channels")}
+    compressed("attention pruned 50%", Recipe.of(Prune(heads, channels, importance="taylor"), DISTILL))
     linears = [q.name for q in teacher.structure().quantizable if q.kind == "linear"]
-    compressed(
-        "all linear 4-bit",
-        Recipe(precision={n: LayerPrecision(4, None) for n in linears}, distillation=DISTILL),
-    )
+    compressed("all linear 4-bit", Recipe.of(Quantize(dict.fromkeys(linears, "w4")), DISTILL))
     everything = [q.name for q in teacher.structure().quantizable]
-    compressed(
-        "all int8 (w8a8)",
-        Recipe(precision={n: LayerPrecision(8, 8) for n in everything}, distillation=DISTILL),
-    )
+    compressed("all int8 (w8a8)", Recipe.of(Quantize(dict.fromkeys(everything, "w8a8")), DISTILL))
 
     small = ASTConfig.uniform(num_classes=len(catalog.labels), dim=64, depth=2, heads=2)
     for name, distilled in (("small student alone", False), ("small student distilled", True)):

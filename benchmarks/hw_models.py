@@ -28,8 +28,8 @@ import torch
 from rich.console import Console
 from rich.table import Table
 
-from paretone import __version__
 from paretone._io import write_json
+from paretone._version import __version__
 from paretone.hw_models import (
     VALIDATION_SEED,
     DeviceProfile,
@@ -38,11 +38,11 @@ from paretone.hw_models import (
     compare,
     merge_results,
     random_models,
-    run_kit,
     validate,
     write_kit,
 )
 from paretone.models import ASTConfig, build_model
+from paretone.runtime import run_kit
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -23,44 +23,35 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Any
 
 from rich.console import Console
 from rich.table import Table
 
-from paretone import __version__
 from paretone._io import write_json
+from paretone._version import __version__
 from paretone.compress import quantize_dynamic_baseline
 from paretone.errors import ConfigError
-from paretone.hw_models import LatencyModel, measure_latencies_isolated, model_kernels
-from paretone.models import load_model
-from paretone.search import (
-    Budget,
-    PickSettings,
-    SearchSettings,
-    candidates,
-    ensure_profile,
-    load_study,
-    pick,
-    run_search,
-)
+from paretone.hw_models import LatencyModel
+from paretone.models import load_model, model_kernels
+from paretone.runtime import measure_latencies_isolated
+from paretone.search import Budget, SearchSettings, candidates, ensure_profile, load_study, run_search
+from paretone.ship import PICKED, TEACHER_FP32, TEACHER_INT8, PickReport, PickSettings, pick
 
 TEACHER = Path("runs/teacher-ast-default")
 FRACTION = 0.25  # of the teacher's latency
 SIZE_FRACTION = 0.10  # of the teacher's file
 
 
-def _targets(report: dict[str, Any], budget_ms: float) -> dict[str, bool]:
-    models = report["models"]
-    picked, teacher, int8 = models["picked"], models["teacher_fp32"], models["teacher_quantize_dynamic"]
+def _targets(report: PickReport, budget_ms: float) -> dict[str, bool]:
+    picked, teacher, int8 = report.model(PICKED), report.model(TEACHER_FP32), report.model(TEACHER_INT8)
     return {
-        "measured_within_budget": picked["measured_latency_ms"] <= budget_ms,
-        "within_budget_of_teacher_measured_same_run": picked["measured_latency_ms"]
-        <= FRACTION * teacher["measured_latency_ms"],
-        "test_accuracy_within_1_point": picked["test_accuracy"] >= teacher["test_accuracy"] - 0.01,
-        "file_at_most_10_percent": picked["file_bytes"] <= 0.10 * teacher["file_bytes"],
-        "beats_quantize_dynamic": picked["measured_latency_ms"] < int8["measured_latency_ms"]
-        and picked["test_accuracy"] >= int8["test_accuracy"],
+        "measured_within_budget": picked.measured_latency_ms <= budget_ms,
+        "within_budget_of_teacher_measured_same_run": picked.measured_latency_ms
+        <= FRACTION * teacher.measured_latency_ms,
+        "test_accuracy_within_1_point": picked.test_score >= teacher.test_score - 0.01,
+        "file_at_most_10_percent": picked.file_bytes <= 0.10 * teacher.file_bytes,
+        "beats_quantize_dynamic": picked.measured_latency_ms < int8.measured_latency_ms
+        and picked.test_score >= int8.test_score,
     }
 
 
@@ -116,16 +107,17 @@ def main(argv: list[str] | None = None) -> int:
         pick_settings = PickSettings(
             study=settings.study,
             storage=settings.storage,
-            latency_budget_ms=budget_ms,
+            latency_limit_ms=budget_ms,
             size_budget_mb=size_mb,
             out=work / "pick",
             final_epochs=final_epochs,
         )
+        error = None
         try:
             report = pick(pick_settings, progress=console.print)
         except ConfigError as exc:
-            report = {"error": str(exc)}
-        card = (work / "pick" / "MODEL_CARD.md").read_text() if "error" not in report else None
+            report, error = None, str(exc)
+        card = (work / "pick" / "MODEL_CARD.md").read_text() if report is not None else None
 
     result = {
         "benchmark": "pick",
@@ -137,36 +129,36 @@ def main(argv: list[str] | None = None) -> int:
         "teacher_predicted_ms": teacher_predicted_ms,
         "budget_ms": budget_ms,
         "size_budget_mb": size_mb,
-        "search_budget_ms": summary.budget_ms,
+        "search_budget_ms": summary.budget.latency_ms,
         "search": {
             "fine_tuned": summary.fine_tuned,
             "screened": summary.screened,
             "failed": summary.failed,
             "front": summary.front,
             "seconds": round(summary.seconds, 1),
-            "best_validation_accuracy": max((c.accuracy for c in pool if c.feasible), default=None),
+            "best_validation_accuracy": max((c.score for c in pool if c.feasible), default=None),
         },
-        "pick": report,
-        "targets": _targets(report, budget_ms) if "error" not in report else {},
+        "pick": report.to_dict() if report is not None else {"error": error},
+        "targets": _targets(report, budget_ms) if report is not None else {},
         "model_card": card,
         "seconds": round(time.perf_counter() - started, 1),
     }
     write_json(args.out, result)
-    if "error" in report:
-        console.print(f"pick failed: {report['error']}")
+    if report is None:
+        console.print(f"pick failed: {error}")
         return 1
-    table = Table(title=f"picked trial {report['trial']} at budget {budget_ms} ms (25% of the teacher)")
+    table = Table(title=f"picked trial {report.trial} at budget {budget_ms} ms (25% of the teacher)")
     for column in ("model", "test accuracy", "measured ms", "vs teacher", "predicted ms", "file MB"):
         table.add_column(column, justify="left" if column == "model" else "right")
-    teacher_ms = report["models"]["teacher_fp32"]["measured_latency_ms"]
-    for name, row in report["models"].items():
+    teacher_ms = report.model(TEACHER_FP32).measured_latency_ms
+    for row in report.models:
         table.add_row(
-            name,
-            f"{row['test_accuracy']:.2%}",
-            f"{row['measured_latency_ms']:.3f}",
-            f"{row['measured_latency_ms'] / teacher_ms:.2f}",
-            f"{report['predicted']['latency_ms']:.3f}" if name == "picked" else "-",
-            f"{row['file_bytes'] / 1e6:.2f}",
+            row.name,
+            f"{row.test_score:.2%}",
+            f"{row.measured_latency_ms:.3f}",
+            f"{row.measured_latency_ms / teacher_ms:.2f}",
+            f"{report.predicted_latency_ms:.3f}" if row.name == PICKED else "-",
+            f"{row.file_bytes / 1e6:.2f}",
         )
     console.print(table)
     for target, met in result["targets"].items():

@@ -3,11 +3,12 @@
     python benchmarks/reliability.py            # every fault 3 times (~35 min)
     python benchmarks/reliability.py --quick    # every fault once (< 10 minutes)
 
-Runs tests/test_reliability.py (real processes: kill -9 of the driver and of Ray workers, NaN
-losses, a worker over its memory cap, two drivers on one study over journal, SQLite and a
-PostgreSQL server the test starts, kills during atomic writes, hostile inputs) with
-PARETONE_RELIABILITY_LOG set, so every test appends what it observed (trials kept, lost, retried,
-left running; exit codes; files written). Prints a table per fault and writes the JSON to --out.
+Runs tests/search/test_reliability.py (real processes: kill -9 of the driver and of Ray workers,
+NaN losses, a worker over its memory cap, two drivers on one study over journal, SQLite and a
+PostgreSQL server the test starts, kills during atomic writes) and tests/cli/test_hostile_inputs.py
+(one case per class of hostile or mistaken input) with PARETONE_RELIABILITY_LOG set, so every test
+appends what it observed (trials kept, lost, retried, left running; exit codes, lines printed, files
+written, inputs changed). Prints a table per fault and per input class; writes the JSON to --out.
 """
 
 from __future__ import annotations
@@ -26,9 +27,10 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from paretone import __version__
 from paretone._io import write_json
+from paretone._version import __version__
 
+TESTS = ("tests/search/test_reliability.py", "tests/cli/test_hostile_inputs.py")
 EXPECTED = {
     "driver SIGKILL mid-study, then --resume": "kept = complete at kill, lost 0, each orphan retried once, "
     "finished = requested, artifacts intact",
@@ -43,11 +45,18 @@ def _expected(fault: str) -> str:
     if fault.startswith("2 drivers"):
         return "fine-tuned = requested (+1 at most), 0 duplicates, 0 lost, none running"
     if fault.startswith("hostile input"):
-        return "exit 2, one line, nothing written, pickle never executed"
+        return "exit 2, 1 line, 0 files written, 0 inputs changed"
     return EXPECTED.get(fault, "")
 
 
 def _summary(rows: list[dict[str, Any]]) -> str:
+    if rows[0]["fault"].startswith("hostile input"):
+        cases = sorted({r["case"] for r in rows})
+        return (
+            f"{len(cases)} cases: exit {sorted({r['exit_code'] for r in rows})}, lines "
+            f"{sorted({r['lines'] for r in rows})}, files written {sum(r['files_written'] for r in rows)}, "
+            f"inputs changed {sum(r['inputs_changed'] for r in rows)} ({'; '.join(cases)})"
+        )
     keys = [k for k in rows[0] if k not in ("fault", "reason", "message")]
     parts = []
     for key in keys:
@@ -68,10 +77,10 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory() as tmp:
         log = Path(tmp) / "observations.jsonl"
         for repeat in range(repeats):
-            console.print(f"round {repeat + 1}/{repeats}: pytest tests/test_reliability.py")
+            console.print(f"round {repeat + 1}/{repeats}: pytest {' '.join(TESTS)}")
             began = time.perf_counter()
             done = subprocess.run(
-                [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests/test_reliability.py"],
+                [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", *TESTS],
                 env={**os.environ, "PARETONE_RELIABILITY_LOG": str(log)},
                 capture_output=True,
                 text=True,

@@ -30,13 +30,14 @@ import optuna
 from rich.console import Console
 from rich.table import Table
 
-from paretone import __version__
 from paretone._io import write_json
-from paretone.compress import export_compressed, load_student
+from paretone._version import __version__
+from paretone.compress import UniformSetting, export_compressed, load_student
 from paretone.errors import ConfigError
 from paretone.evaluators import load_context
-from paretone.hw_models import DeviceProfile, LatencyModel, MemoryModel, measure_latencies, recipe_kernels
-from paretone.search import Budget, Candidate, Driver, SearchSettings, ensure_profile, feasible
+from paretone.hw_models import DeviceProfile, LatencyModel, MemoryModel
+from paretone.runtime import measure_latencies
+from paretone.search import Budget, Candidate, Driver, SearchSettings, ensure_profile, feasible, study_folder
 from paretone.search import hypervolume as front_hypervolume
 
 TEACHER = Path("runs/teacher-ast-default")
@@ -70,19 +71,17 @@ def _settings(
 def _run(settings: SearchSettings, profile: DeviceProfile, uniform: bool, console: Console) -> dict[str, Any]:
     driver = Driver(settings, latency=LatencyModel(profile), memory=MemoryModel(profile), device="local")
     if uniform:  # N uniform w8a8 candidates, spread over the kept fractions that fit the budget
+        space = driver.space
         fits = [
             keep
             for keep in (i / 64 for i in range(64, 0, -1))
-            if driver.latency.predict(
-                recipe_kernels(driver.teacher_config, driver.space.recipe(driver.space.uniform(keep, "w8a8")))
-            ).latency_ms
-            <= driver.budget_ms
+            if driver.costs.fits(space.recipe(space.uniform(UniformSetting(keep, "w8a8"))), driver.budget)
         ]
         picks = [
             fits[round(i * (len(fits) - 1) / max(settings.trials - 1, 1))] for i in range(settings.trials)
         ]
         for keep in picks:
-            driver.study.enqueue_trial(driver.space.uniform(keep, "w8a8"))
+            driver.study.enqueue_trial(space.uniform(UniformSetting(keep, "w8a8")))
     started = time.perf_counter()
     gave_up = None
     try:
@@ -91,21 +90,22 @@ def _run(settings: SearchSettings, profile: DeviceProfile, uniform: bool, consol
         gave_up, summary = str(exc), driver.summary(time.perf_counter() - started)
     wall = time.perf_counter() - started
     trials = driver.study.get_trials()
-    tuned = [t.user_attrs.get("seconds", 0.0) for t in trials if t.user_attrs.get("fine_tuned")]
+    tuned = [t.user_attrs["result"]["seconds"] for t in trials if t.user_attrs.get("fine_tuned")]
     console.print(
         f"{settings.study}: {summary.fine_tuned} fine-tuned, {summary.screened} screened, "
-        f"front {summary.front}, best {summary.best_feasible_accuracy}, {wall:.0f} s"
+        f"front {summary.front}, best {summary.best_score}, {wall:.0f} s"
     )
     return {
         "study": settings.study,
+        "storage": settings.storage,
         "gave_up": gave_up,
-        "hypervolume": hypervolume(trials, driver.budget_ms),
-        "budget_ms": driver.budget_ms,
+        "hypervolume": hypervolume(trials, driver.budget.latency_ms),
+        "budget_ms": driver.budget.latency_ms,
         "teacher_predicted_ms": driver.teacher_latency_ms,
         "fine_tuned": summary.fine_tuned,
         "screened": summary.screened,
         "failed": summary.failed,
-        "best_feasible_accuracy": summary.best_feasible_accuracy,
+        "best_feasible_accuracy": summary.best_score,
         "wall_seconds": wall,
         "trials_per_hour": 3600 * summary.fine_tuned / wall,  # fine-tuned trials; screening is extra
         "overhead_seconds_per_trial": (wall * settings.workers - sum(tuned)) / max(len(trials), 1),
@@ -126,7 +126,7 @@ def _budget_honesty(runs: list[dict[str, Any]], tmp: Path) -> list[dict[str, Any
         best = run.pop("best_trial")
         if best is None:
             continue
-        loaded, recipe = load_student(best.user_attrs["artifacts"])
+        loaded, recipe = load_student(Candidate.from_trial(best, study_folder(run["storage"])).student)
         path = tmp / f"{run['study']}-best.onnx"
         export_compressed(loaded.model, recipe, path, calibration=calibration)
         paths.append(path)

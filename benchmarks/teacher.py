@@ -18,8 +18,8 @@ import torch
 from rich.console import Console
 from rich.table import Table
 
-from paretone import __version__
 from paretone._io import write_json
+from paretone._version import __version__
 from paretone.audio import FrontEndConfig, open_dataset
 from paretone.models import ASTConfig
 from paretone.training import TrainConfig, train_teacher

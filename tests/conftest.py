@@ -1,16 +1,16 @@
+"""Fixtures shared by the whole suite: the real FSDD data and one tiny teacher trained on it.
+
+Tests marked ``slow`` start Ray or PostgreSQL, train for more than a few seconds or calibrate for
+real; ``python -m pytest -q -m "not slow"`` runs the rest in a few minutes.
+"""
+
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
-import numpy as np
 import pytest
-import soundfile
 
-FSDD = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "fsdd"
+from tests.helpers import FSDD, run_cli, synthetic_profile
 
 
 @pytest.fixture(scope="session")
@@ -28,92 +28,27 @@ def fsdd_catalog(fsdd: Path):
     return open_dataset(fsdd)
 
 
-def write_tone(path: Path, *, seconds: float = 0.5, rate: int = 8000, freq: float = 440.0) -> Path:
-    """A real WAV file holding a sine tone."""
-    t = np.arange(int(seconds * rate)) / rate
-    path.parent.mkdir(parents=True, exist_ok=True)
-    soundfile.write(path, (0.5 * np.sin(2 * np.pi * freq * t)).astype(np.float32), rate)
-    return path
-
-
-def run_cli(*args: str, cwd=None) -> subprocess.CompletedProcess[str]:
-    """The real command line in a subprocess (exit code, stdout, stderr as a user sees them)."""
-    return subprocess.run(
-        [sys.executable, "-m", "paretone.cli", *args], capture_output=True, text=True, cwd=cwd, timeout=900
-    )
-
-
 @pytest.fixture(scope="session")
 def tiny_teacher(fsdd, tmp_path_factory) -> Path:
-    """A one-block AST trained for two epochs on FSDD by `paretone train` (shared by search tests)."""
+    """A one-block AST trained for two epochs on FSDD by `paretone train` (about 15 s, once)."""
     out = tmp_path_factory.mktemp("teacher") / "teacher"
     result = run_cli(
         "train", "--data", str(fsdd), "--dim", "32", "--depth", "1", "--heads", "2", "--epochs", "2",
         "--out", str(out),
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
+    (out.parent / "train.stdout").write_text(result.stdout)  # what the user saw, for the CLI tests
     return out
 
 
-def synthetic_profile(model, directory: Path, device: str, *, ns_per_mac: float, overhead_ms: float = 0.05):
-    """A device profile whose kernel latency is a known function of MACs: 2 us + ``ns_per_mac`` ns per
-    MAC (the front-end: 2 us), whole models the sum + ``overhead_ms``. Which candidate fits a budget is then
-    deterministic on any machine; a tiny ``ns_per_mac`` makes a predictor far too optimistic."""
-    from paretone.hw_models import (
-        DeviceProfile,
-        KernelMeasurement,
-        ModelMeasurement,
-        calibration_kernels,
-        random_models,
-    )
-
-    def ms(kernel) -> float:
-        return 0.002 + (0.0 if kernel.kind == "frontend" else kernel.macs * ns_per_mac * 1e-6)
-
-    profile = DeviceProfile(device, {"threads": 1}, {"latency_ms": 0.0, "file_bytes": 0, "peak_bytes": 0})
-    profile.add_kernels(
-        [KernelMeasurement(k, ms(k), 4 * k.params + 100) for k in calibration_kernels(model.config)]
-    )
-    models = random_models(model, 6, seed=0, prefix="calibration")
-    profile.add_models(
-        [
-            ModelMeasurement(
-                m.name,
-                m.kernels,
-                sum(ms(k) for k in m.kernels) + overhead_ms,
-                4 * sum(k.params for k in m.kernels) + 2000,
-                10**6,
-            )
-            for m in models
-        ]
-    )
-    profile.save(directory / device / "profile.json")
-    return profile
+SYNTHETIC = "synthetic"  # the device name of ``synthetic_device``
 
 
-def record(fault: str, **facts) -> None:
-    """Append what a fault-injection test observed to $PARETONE_RELIABILITY_LOG (JSON lines), so
-    benchmarks/reliability.py reports the very figures the tests assert on. No-op otherwise."""
-    path = os.environ.get("PARETONE_RELIABILITY_LOG")
-    if path:
-        with open(path, "a", encoding="utf-8") as log:
-            log.write(json.dumps({"fault": fault, **facts}) + "\n")
+@pytest.fixture(scope="session")
+def synthetic_device(tiny_teacher, tmp_path_factory):
+    """(profile, profile folder) of a device whose kernels take 2 us + 1 ns per MAC (front-end:
+    2 us) and whole models the sum + 0.05 ms: which candidate fits a budget is the same on any machine."""
+    from paretone.models import load_model
 
-
-def make_driver(teacher: Path, profile, tmp_path: Path, **overrides):
-    """A search driver predicting with ``profile``: one epoch per trial, random sampler, storage and
-    trial folders under ``tmp_path``; ``overrides`` are further SearchSettings."""
-    from paretone.hw_models import LatencyModel, MemoryModel
-    from paretone.search import Driver, SearchSettings
-
-    settings = SearchSettings(
-        teacher=teacher,
-        study=overrides.pop("study", "s"),
-        storage=overrides.pop("storage", f"sqlite:///{tmp_path / 'study.db'}"),
-        trials=overrides.pop("trials", 4),
-        epochs=1,
-        sampler=overrides.pop("sampler", "random"),
-        runs_dir=overrides.pop("runs_dir", tmp_path / "runs"),
-        **overrides,
-    )
-    return Driver(settings, latency=LatencyModel(profile), memory=MemoryModel(profile), device=profile.device)
+    directory = tmp_path_factory.mktemp("devices")
+    return synthetic_profile(load_model(tiny_teacher).model, directory, SYNTHETIC, ns_per_mac=1.0), directory

@@ -14,8 +14,10 @@ from paretone.audio._catalog import (
 )
 from paretone.audio._frontend import IMPLEMENTATIONS, DFTMelSpectrogram, FrontEndConfig, LogMel
 from paretone.audio._loading import (
+    Encode,
     SplitSets,
     WaveformSet,
+    class_indices,
     fit_length,
     load_splits,
     load_waveforms,
@@ -31,11 +33,13 @@ __all__ = [
     "Catalog",
     "Clip",
     "DFTMelSpectrogram",
+    "Encode",
     "FrontEndConfig",
     "LogMel",
     "SplitSets",
     "Splits",
     "WaveformSet",
+    "class_indices",
     "default_data_path",
     "fit_length",
     "load_splits",

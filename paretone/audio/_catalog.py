@@ -29,13 +29,21 @@ FSDD_HINT = (
 
 @dataclass(frozen=True)
 class Clip:
-    """One labelled recording. ``speaker``, ``index`` and ``fold`` are known only for some layouts."""
+    """One labelled recording: one label for classification datasets, several for multi-label ones.
+    ``speaker``, ``index`` and ``fold`` are known only for some layouts."""
 
     path: Path
-    label: str
+    labels: tuple[str, ...]
     speaker: str | None = None
     index: int | None = None
     fold: int | None = None
+
+    @property
+    def label(self) -> str:
+        """The clip's one label (DataError for a clip with several)."""
+        if len(self.labels) != 1:
+            raise DataError(f"{self.path}: has {len(self.labels)} labels where one is expected")
+        return self.labels[0]
 
 
 @dataclass(frozen=True)
@@ -104,7 +112,7 @@ def _detect_layout(root: Path) -> str:
 def _catalog(layout: str, root: Path, clips: list[Clip]) -> Catalog:
     if not clips:
         raise DataError(f"{root}: the dataset holds no audio files; point --data at the audio")
-    labels = tuple(sorted({c.label for c in clips}))
+    labels = tuple(sorted({label for c in clips for label in c.labels}))
     if len(labels) < 2:
         raise DataError(f"{root}: only one class ({labels[0]!r}) found; a classifier needs two or more")
     clips.sort(key=lambda c: str(c.path))
@@ -125,13 +133,14 @@ def _read_fsdd(root: Path) -> Catalog:
                 f"{path}: name does not follow {{label}}_{{speaker}}_{{index}}.wav; "
                 "rename or remove it, or use --layout folders/manifest"
             )
-        clips.append(Clip(path, match["label"], speaker=match["speaker"], index=int(match["index"])))
+        clips.append(Clip(path, (match["label"],), speaker=match["speaker"], index=int(match["index"])))
     return _catalog("fsdd", root, clips)
 
 
 def _read_manifest(csv_path: Path) -> Catalog:
     try:
-        with open(csv_path, newline="", encoding="utf-8") as handle:
+        # utf-8-sig: spreadsheet programs save "CSV UTF-8" with a byte-order mark
+        with open(csv_path, newline="", encoding="utf-8-sig") as handle:
             rows = list(csv.DictReader(handle))
             header = rows[0].keys() if rows else []
     except (OSError, UnicodeDecodeError, csv.Error) as exc:
@@ -142,14 +151,22 @@ def _read_manifest(csv_path: Path) -> Catalog:
             f"{csv_path}: manifest lacks column(s) {', '.join(sorted(missing))}; "
             "the header must be path,label[,fold]"
         )
-    clips = []
+    clips, seen = [], {}
     for line, row in enumerate(rows, start=2):
         raw_path, label = (row.get("path") or "").strip(), (row.get("label") or "").strip()
         if not raw_path or not label:
             raise DataError(f"{csv_path}:{line}: empty path or label; fill in or delete the row")
         audio = Path(raw_path) if Path(raw_path).is_absolute() else csv_path.parent / raw_path
+        if audio.is_dir():
+            raise DataError(f"{csv_path}:{line}: {audio} is a folder, not an audio file; name a file")
         if not audio.is_file():
             raise DataError(f"{csv_path}:{line}: {audio} does not exist; fix the path or delete the row")
+        key = audio.resolve()
+        if key in seen:  # in two folds or with two labels it would land in train and test at once
+            raise DataError(
+                f"{csv_path}: rows {seen[key]} and {line} both name {audio}; keep one row per file"
+            )
+        seen[key] = line
         fold = None
         if (row.get("fold") or "").strip():
             try:
@@ -158,7 +175,7 @@ def _read_manifest(csv_path: Path) -> Catalog:
                 raise DataError(
                     f"{csv_path}:{line}: fold {row['fold']!r} is not a whole number; fix the row"
                 ) from None
-        clips.append(Clip(audio, label, fold=fold))
+        clips.append(Clip(audio, (label,), fold=fold))
     return _catalog("manifest", csv_path, clips)
 
 
@@ -168,5 +185,5 @@ def _read_folders(root: Path) -> Catalog:
         files = [p for p in class_dir.rglob("*") if p.suffix.lower() in AUDIO_SUFFIXES]
         if not files:
             raise DataError(f"{class_dir}: class folder holds no audio files; add recordings or remove it")
-        clips.extend(Clip(p, class_dir.name) for p in files)
+        clips.extend(Clip(p, (class_dir.name,)) for p in files)
     return _catalog("folders", root, clips)

@@ -63,8 +63,13 @@ class LogMel(nn.Module):
     def __init__(self, config: FrontEndConfig) -> None:
         super().__init__()
         self.config = config
+        with torch.device("cpu"):  # small constants, computed for real even inside a meta-device build
+            self.mel = self._mel(config)
+
+    @staticmethod
+    def _mel(config: FrontEndConfig) -> nn.Module:
         if config.implementation == "stft":
-            self.mel = torchaudio.transforms.MelSpectrogram(
+            return torchaudio.transforms.MelSpectrogram(
                 sample_rate=config.sample_rate,
                 n_fft=config.n_fft,
                 hop_length=config.hop_length,
@@ -73,8 +78,7 @@ class LogMel(nn.Module):
                 f_max=config.f_max,
                 power=2.0,
             )
-        else:
-            self.mel = DFTMelSpectrogram(config)
+        return DFTMelSpectrogram(config)
 
     def forward(self, waveform: torch.Tensor) -> torch.Tensor:
         features = torch.log(self.mel(waveform) + 1e-6)

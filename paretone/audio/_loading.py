@@ -17,10 +17,19 @@ from paretone.audio._frontend import FrontEndConfig
 from paretone.audio._splits import Splits
 from paretone.errors import DataError
 
+Encode = Callable[[Sequence[tuple[str, ...]], Sequence[str]], torch.Tensor]  # (labels per clip, order)
+
+
+def class_indices(label_sets: Sequence[tuple[str, ...]], labels: Sequence[str]) -> torch.Tensor:
+    """Targets of single-label classification: each clip's one label as an index into ``labels``."""
+    index = {label: i for i, label in enumerate(labels)}
+    return torch.tensor([index[clip[0]] for clip in label_sets], dtype=torch.long)
+
 
 @dataclass(frozen=True)
 class WaveformSet:
-    """Waveforms of equal length (N, samples) and their class indices (N,)."""
+    """Waveforms of equal length (N, samples) and their targets (as the task encodes them: class
+    indices (N,) for single-label classification)."""
 
     waveforms: torch.Tensor
     targets: torch.Tensor
@@ -65,20 +74,21 @@ def load_waveforms(
     *,
     sample_rate: int,
     clip_samples: int,
+    encode: Encode = class_indices,
     progress: Callable[[], None] | None = None,
 ) -> WaveformSet:
-    """Read ``clips`` into one tensor. ``progress`` is an optional callable advanced once per file."""
-    index = {label: i for i, label in enumerate(labels)}
+    """Read ``clips`` into one tensor, their labels encoded by ``encode`` (the task's).
+    ``progress`` is an optional callable advanced once per file."""
+    known = set(labels)
     waves = torch.empty(len(clips), clip_samples)
-    targets = torch.empty(len(clips), dtype=torch.long)
     for row, clip in enumerate(clips):
-        if clip.label not in index:
-            raise DataError(f"{clip.path}: label {clip.label!r} is not one of the model's classes")
+        foreign = [label for label in clip.labels if label not in known]
+        if foreign:
+            raise DataError(f"{clip.path}: label {foreign[0]!r} is not one of the model's classes")
         waves[row] = read_waveform(clip.path, sample_rate=sample_rate, clip_samples=clip_samples)
-        targets[row] = index[clip.label]
         if progress is not None:
             progress()
-    return WaveformSet(waves, targets)
+    return WaveformSet(waves, encode([clip.labels for clip in clips], labels))
 
 
 def _short(exc: BaseException) -> str:
@@ -100,6 +110,7 @@ def load_splits(
     labels: Sequence[str],
     front_end: FrontEndConfig,
     *,
+    encode: Encode = class_indices,
     progress: Progress | None = None,
 ) -> SplitSets:
     """Read the three parts of ``splits``, showing one progress bar over all files."""
@@ -118,6 +129,7 @@ def load_splits(
             labels,
             sample_rate=front_end.sample_rate,
             clip_samples=front_end.clip_samples,
+            encode=encode,
             progress=advance,
         )
         for part in (splits.train, splits.validation, splits.test)

@@ -148,7 +148,7 @@ def _check(catalog: Catalog, splits: Splits) -> None:
     for part in ("train", "validation", "test"):
         if not getattr(splits, part):
             raise DataError(f"split {splits.name!r} leaves the {part} set empty; choose another split")
-    counts = Counter(c.label for c in splits.train)
+    counts = Counter(label for c in splits.train for label in c.labels)
     empty = [label for label in catalog.labels if counts[label] == 0]
     if empty:
         raise DataError(

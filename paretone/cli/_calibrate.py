@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -10,23 +9,14 @@ import click
 from rich.console import Console
 from rich.table import Table
 
+from paretone.api import DEFAULT_PROFILE_DIR, calibration_teacher
 from paretone.cli._common import cli, progress_bar, stage_bars
 from paretone.errors import ConfigError
 
 if TYPE_CHECKING:
     from paretone.hw_models import CalibrationSummary, ValidationReport
-    from paretone.models import AudioModel
 
-DEFAULT_PROFILE_DIR = Path("runs") / "devices"
-
-
-def _teacher(teacher_dir: Path | None) -> AudioModel:
-    """The teacher whose students are calibrated; untrained weights suffice for timing."""
-    from paretone.models import ASTConfig, build_model, load_model
-
-    if teacher_dir is None:
-        return build_model(ASTConfig.uniform(num_classes=10)).eval()
-    return load_model(teacher_dir).model.eval()
+KIT_ENTRIES = ("manifest.json", "baseline.onnx", "kernels", "models", "run_kit.py", "results.json")
 
 
 @cli.command()
@@ -63,6 +53,7 @@ def _teacher(teacher_dir: Path | None) -> AudioModel:
 )
 @click.option("--validate", is_flag=True, help="Measure held-out models here and report prediction error.")
 @click.option("--report", type=click.Path(path_type=Path), default=None, help="--validate: write JSON here.")
+@click.option("--overwrite", is_flag=True, help="--validate: replace an existing --report file.")
 def calibrate(
     device: str | None,
     teacher_dir: Path | None,
@@ -74,6 +65,7 @@ def calibrate(
     import_file: Path | None,
     validate: bool,
     report: Path | None,
+    overwrite: bool,
 ) -> None:
     """Calibrate latency and memory predictors by real ONNX Runtime measurements.
 
@@ -84,6 +76,8 @@ def calibrate(
     paretone calibrate --device laptop --validate   held-out accuracy of the predictors
     """
     from paretone import hw_models
+    from paretone._io import write_json
+    from paretone._outputs import OutputFolder
 
     if sum(x is not None and x is not False for x in (kit_dir, import_file, validate or None)) > 1:
         raise ConfigError("use one of --kit, --import and --validate at a time")
@@ -91,8 +85,18 @@ def calibrate(
         raise ConfigError("--threads and --passes must be >= 1 and --models >= 0")
     if kit_dir is None and device is None:
         raise ConfigError("name the device: --device NAME (e.g. --device laptop)")
+    if report is not None and (not validate or (report.exists() and not overwrite)):
+        raise ConfigError(
+            f"--report {report}: it exists (pass --overwrite to replace it)"
+            if validate
+            else "--report goes with --validate"
+        )
     if kit_dir is not None:
-        teacher = _teacher(teacher_dir)
+        folder = OutputFolder.claim(
+            kit_dir, command="calibrate --kit", entries=KIT_ENTRIES, replace_own=True, option="--kit"
+        )
+        teacher = calibration_teacher(teacher_dir)
+        folder.begin()
         with progress_bar() as progress:
             kit = hw_models.write_kit(
                 kit_dir,
@@ -120,21 +124,20 @@ def calibrate(
         with progress_bar() as progress:
             result = hw_models.validate(
                 profile,
-                _teacher(teacher_dir),
+                calibration_teacher(teacher_dir),
                 models=40 if models is None else models,
                 passes=passes,
                 progress=stage_bars(progress),
             )
         _print_validation(result)
         if report is not None:
-            report.parent.mkdir(parents=True, exist_ok=True)
-            report.write_text(json.dumps(result.to_dict(), indent=1))
+            write_json(report, result.to_dict())
         return
     with progress_bar() as progress:
         summary = hw_models.calibrate(
             device=device,
             profile_dir=profile_dir,
-            teacher=_teacher(teacher_dir),
+            teacher=calibration_teacher(teacher_dir),
             threads=threads,
             models=12 if models is None else models,
             passes=passes,

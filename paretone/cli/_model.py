@@ -35,19 +35,61 @@ def data(data: Path | None, layout: str, split: str, check: bool) -> None:
         click.echo(f"all {sum(sizes.values())} files decoded")
 
 
-@cli.command()
+def _size_options(func: Any) -> Any:
+    """One ``--NAME`` option per size setting any registered family declares (``Family.size_options``)."""
+    from paretone.models import FAMILIES
+
+    seen: dict[str, list[str]] = {}
+    specs = {}
+    for family in FAMILIES.values():
+        for option in family.size_options:
+            seen.setdefault(option.name, []).append(family.name)
+            specs.setdefault(option.name, option)
+    for name in reversed(sorted(specs)):
+        option, owners = specs[name], seen[name]
+        default = ",".join(map(str, option.default)) if option.type is tuple else option.default
+        func = click.option(
+            f"--{name.replace('_', '-')}",
+            name,
+            type=str if option.type is tuple else option.type,
+            default=None,
+            help=f"{option.help} [{'/'.join(owners)}; default {default}]",
+        )(func)
+    return func
+
+
+def _sizes(family_name: str, given: dict[str, Any]) -> dict[str, Any]:
+    from paretone.errors import ConfigError
+    from paretone.models import family_named
+
+    family = family_named(family_name)
+    own = {o.name: o for o in family.size_options}
+    sizes = {}
+    for name, value in given.items():
+        if value is None:
+            continue
+        if name not in own:
+            raise ConfigError(f"--{name.replace('_', '-')} is not a size of the {family_name} family")
+        if own[name].type is tuple:
+            try:
+                value = tuple(int(c) for c in str(value).split(","))
+            except ValueError:
+                flag = f"--{name.replace('_', '-')}"
+                raise ConfigError(f"{flag} {value!r}: give whole numbers separated by commas") from None
+        sizes[name] = value
+    return sizes
+
+
+def _families() -> list[str]:
+    from paretone.models import FAMILIES
+
+    return sorted(FAMILIES)
+
+
+@cli.command(context_settings={"ignore_unknown_options": False})
 @data_options
-@click.option("--model", "family", type=click.Choice(["ast", "cnn"]), default="ast", show_default=True)
-@click.option("--dim", default=192, show_default=True, help="AST embedding width.")
-@click.option("--depth", default=4, show_default=True, help="AST blocks.")
-@click.option("--heads", default=4, show_default=True, help="AST attention heads.")
-@click.option("--mlp-ratio", default=2.0, show_default=True, help="AST feed-forward width / dim.")
-@click.option(
-    "--channels",
-    default="16,16,32,32,64,64,128,128",
-    show_default=True,
-    help="CNN output channels per conv block (max-pool after every second).",
-)
+@click.option("--model", "family", type=click.Choice(_families()), default="ast", show_default=True)
+@_size_options
 @click.option("--epochs", default=30, show_default=True)
 @click.option("--batch-size", default=32, show_default=True)
 @click.option("--lr", default=2e-3, show_default=True)
@@ -59,56 +101,40 @@ def data(data: Path | None, layout: str, split: str, check: bool) -> None:
     default=None,
     help="Output folder (default: runs/teacher-<model>-<split>).",
 )
+@click.option("--overwrite", is_flag=True, help="Replace the files an earlier paretone run wrote in --out.")
 def train(
     data: Path | None,
     layout: str,
     split: str,
     family: str,
-    dim: int,
-    depth: int,
-    heads: int,
-    mlp_ratio: float,
-    channels: str,
     epochs: int,
     batch_size: int,
     lr: float,
     seed: int,
     threads: int,
     out: Path | None,
+    overwrite: bool,
+    **sizes: Any,
 ) -> None:
     """Train a teacher, save it (safetensors + JSON), export it to ONNX and report it."""
-    import torch
+    from paretone import api
 
-    from paretone.audio import open_dataset
-    from paretone.errors import ConfigError
-    from paretone.models import ASTConfig, CNNConfig
-    from paretone.training import TrainConfig, train_teacher
-
-    if threads < 1:
-        raise ConfigError("--threads must be >= 1")
-    torch.set_num_threads(threads)
-    catalog = open_dataset(data, layout)
-    num_classes = len(catalog.labels)
-    if family == "ast":
-        config = ASTConfig.uniform(
-            num_classes=num_classes, dim=dim, depth=depth, heads=heads, mlp_ratio=mlp_ratio
-        )
-    else:
-        try:
-            widths = tuple(int(c) for c in channels.split(","))
-        except ValueError:
-            raise ConfigError(f"--channels {channels!r}: give whole numbers separated by commas") from None
-        config = CNNConfig.uniform(num_classes=num_classes, channels=widths)
-    train_config = TrainConfig(epochs=epochs, batch_size=batch_size, lr=lr, seed=seed)
-    out = out or Path("runs") / f"teacher-{family}-{split.replace(':', '-')}"
+    out = out or api.teacher_folder(family, split)
     with progress_bar() as progress:
-        metrics = train_teacher(
-            catalog=catalog,
+        metrics = api.train(
+            data=data,
+            layout=layout,
             split=split,
-            model_config=config,
-            train_config=train_config,
-            out_dir=out,
+            model=family,
+            epochs=epochs,
+            batch_size=batch_size,
+            lr=lr,
+            seed=seed,
+            threads=threads,
+            out=out,
+            overwrite=overwrite,
             progress=progress,
+            **_sizes(family, sizes),
         )
     _print_report(metrics, out)
 
@@ -120,7 +146,7 @@ def train(
     "recipe_path",
     type=click.Path(path_type=Path),
     required=True,
-    help="Recipe JSON (format paretone.recipe/1).",
+    help="Recipe JSON (format paretone.recipe/2; paretone.recipe/1 still reads).",
 )
 @click.option("--data", type=click.Path(path_type=Path), default=None, help="Default: the teacher's data.")
 @click.option("--split", default=None, help="Default: the teacher's split.")
@@ -132,6 +158,7 @@ def train(
     default=None,
     help="Output folder (default: runs/student-<recipe name>).",
 )
+@click.option("--overwrite", is_flag=True, help="Replace the files an earlier paretone run wrote in --out.")
 def compress(
     teacher: Path,
     recipe_path: Path,
@@ -140,41 +167,45 @@ def compress(
     epochs: int,
     threads: int,
     out: Path | None,
+    overwrite: bool,
 ) -> None:
     """Compress a teacher by a recipe, distil, export with real low-bit kernels and report."""
-    import json
-
     import torch
 
+    from paretone._io import read_json
     from paretone.compress import Recipe
     from paretone.errors import ConfigError
-    from paretone.evaluators import evaluate
+    from paretone.evaluators import claim_student_folder, evaluate
+    from paretone.models import family_of, read_header
     from paretone.training import TrainConfig
 
-    try:
-        recipe = Recipe.from_dict(json.loads(recipe_path.read_text(encoding="utf-8")))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ConfigError(f"{recipe_path}: cannot read the recipe ({exc})") from None
-    except ConfigError as exc:
-        raise ConfigError(f"{recipe_path}: {exc}") from None
+    data_ = read_json(recipe_path, missing="pass an existing recipe file", fix="fix or re-write the recipe")
     if threads < 1 or epochs < 1:
         raise ConfigError("--threads and --epochs must be >= 1")
-    torch.set_num_threads(threads)
+    config = read_header(teacher)[0]
+    try:
+        recipe = Recipe.from_dict(data_)
+        recipe.check(family_of(config).structure(config))
+    except ConfigError as exc:
+        raise ConfigError(f"{recipe_path}: {exc}") from None
     out = out or Path("runs") / f"student-{recipe_path.stem}"
-    config = TrainConfig.for_finetuning(epochs)
+    folder = claim_student_folder(out, teacher_dir=teacher, overwrite=overwrite)
+    torch.set_num_threads(threads)
+    train_config = TrainConfig.for_finetuning(epochs)
     with progress_bar() as progress:
         metrics = evaluate(
-            recipe, teacher, out, data=data, split=split, train_config=config, progress=progress
+            recipe, teacher, folder, data=data, split=split, train_config=train_config, progress=progress
         )
-    acc, lat, size = metrics["accuracy"], metrics["latency_ms"], metrics["file_bytes"]
+    metric = next(k for k, v in metrics.items() if isinstance(v, dict) and "onnx_test" in v)
+    score, lat, size = metrics[metric], metrics["latency_ms"], metrics["file_bytes"]
     formats: dict[str, int] = {}
     for layer in metrics["layers"].values():
         formats[layer["format"]] = formats.get(layer["format"], 0) + 1
     table = Table(title=f"student: {out}", show_header=False)
     for key, value in (
         (
-            "test accuracy",
-            f"{acc['test']:.2%} (teacher {acc['teacher_test']:.2%}, ONNX {acc['onnx_test']:.2%})",
+            f"test {metric}",
+            f"{score['test']:.2%} (teacher {score['teacher_test']:.2%}, ONNX {score['onnx_test']:.2%})",
         ),
         ("parameters", f"{metrics['params']['student']:,} (teacher {metrics['params']['teacher']:,})"),
         ("MACs per clip", f"{metrics['macs']['student']:,} (teacher {metrics['macs']['teacher']:,})"),
@@ -190,16 +221,19 @@ def compress(
 
 
 def _print_report(metrics: dict[str, Any], out: Path) -> None:
+    from paretone.tasks import task_named
+
+    metric = task_named(metrics["task"]).metric
     table = Table(title=f"teacher: {out}", show_header=False)
-    acc, model, onnx = metrics["accuracy"], metrics["model"], metrics["onnx"]
+    score, model, onnx = metrics[metric], metrics["model"], metrics["onnx"]
     rows = [
         ("split", f"{metrics['data']['split']} {metrics['data']['sizes']}"),
-        ("test accuracy", f"{acc['test']:.2%} (validation {acc['validation']:.2%})"),
+        (f"test {metric}", f"{score['test']:.2%} (validation {score['validation']:.2%})"),
         ("parameters", f"{model['params']:,}"),
         ("MACs per clip", f"{model['macs']:,}"),
         (
             "ONNX file",
-            f"{onnx['bytes']:,} bytes, test accuracy {onnx['test_accuracy']:.2%}, "
+            f"{onnx['bytes']:,} bytes, test {metric} {onnx[f'test_{metric}']:.2%}, "
             f"max |logit diff| vs PyTorch {onnx['max_abs_logit_diff']:.2e}",
         ),
         *(

@@ -17,17 +17,6 @@ DEFAULT_STUDY = "search-teacher-ast-default"  # what `paretone search` names the
 STORAGE_HELP = "Study storage URL [default: sqlite:///runs/STUDY/study.db]."
 
 
-def _storage(study: str, storage: str | None) -> str:
-    from paretone.search import default_storage
-
-    if storage:
-        return storage
-    url = default_storage(study)
-    if not Path(url.removeprefix("sqlite:///")).is_file():
-        raise ConfigError(f"study {study!r}: {url} does not exist; pass --storage or run `paretone search`")
-    return url
-
-
 @cli.command()
 @click.option("--study", default=DEFAULT_STUDY, show_default=True, help=STUDY_HELP)
 @click.option("--storage", default=None, help=STORAGE_HELP)
@@ -37,21 +26,33 @@ def _storage(study: str, storage: str | None) -> str:
 )
 def pareto(study: str, storage: str | None, out: Path | None, pick_dir: Path | None) -> None:
     """Print the feasible Pareto front; write pareto.png, pareto.html and hypervolume.csv."""
-    from paretone.search import pareto_report
+    from paretone.api import study_storage
+    from paretone.search import study_folder
+    from paretone.ship import REPORT_FILE, pareto_report
 
-    out = out or Path("runs") / study
-    pick_json = (pick_dir or out / "pick") / "pick.json"
-    report = pareto_report(study, _storage(study, storage), out, pick_report=pick_json)
+    url = study_storage(study, storage)
+    out = out or study_folder(url) or Path("runs") / study
+    pick_json = (pick_dir or out / "pick") / REPORT_FILE
+    report = pareto_report(study, url, out, pick_report=pick_json)
     budget = f"{report.budget_ms:.3f} ms" if report.budget_ms else "none"
     table = Table(title=f"study {study}: feasible Pareto front (budget {budget}, predicted costs)")
-    for column in ("trial", "val. accuracy", "latency ms", "peak MB", "file MB", "MMACs", "params", "recipe"):
+    for column in (
+        "trial",
+        f"val. {report.metric}",
+        "latency ms",
+        "peak MB",
+        "file MB",
+        "MMACs",
+        "params",
+        "recipe",
+    ):
         table.add_column(column, justify="left" if column == "recipe" else "right")
     for c in report.front:
         table.add_row(
             str(c.trial),
-            f"{c.accuracy:.2%}",
+            f"{c.score:.2%}",
             f"{c.latency_ms:.3f}",
-            f"{c.memory_bytes / 1e6:.2f}",
+            f"{c.peak_bytes / 1e6:.2f}",
             f"{c.model_bytes / 1e6:.2f}",
             f"{c.macs / 1e6:.1f}",
             f"{c.params:,}",
@@ -69,65 +70,76 @@ def pareto(study: str, storage: str | None, out: Path | None, pick_dir: Path | N
 @click.option("--study", default=DEFAULT_STUDY, show_default=True, help=STUDY_HELP)
 @click.option("--storage", default=None, help=STORAGE_HELP)
 @click.option(
-    "--latency-budget-ms", type=float, default=None, help="Measured latency to meet [the study's budget]."
+    "--latency-limit-ms", type=float, default=None, help="Measured latency to meet [the study's budget]."
 )
 @click.option(
-    "--latency-budget-fraction",
+    "--latency-limit-fraction",
     type=float,
     default=None,
     help="Or: this fraction of the teacher's latency, measured beside each candidate.",
 )
+@click.option("--latency-budget-ms", "old_ms", type=float, default=None, hidden=True)
+@click.option("--latency-budget-fraction", "old_fraction", type=float, default=None, hidden=True)
 @click.option("--memory-budget-mb", type=float, default=None, help="Predicted peak memory bound (MB).")
 @click.option("--size-budget-mb", type=float, default=None, help="Predicted ONNX file size bound (MB).")
 @click.option("--out", type=click.Path(path_type=Path), default=None, help="Model folder [runs/STUDY/pick].")
 @click.option("--final-epochs", type=int, default=0, show_default=True, help="Fine-tune anew this long.")
 @click.option("--attempts", type=int, default=3, show_default=True, help="Candidates to try if over budget.")
 @click.option("--threads", type=int, default=1, show_default=True, help="ONNX Runtime threads.")
+@click.option("--overwrite", is_flag=True, help="Replace the files an earlier pick wrote in --out.")
 def pick(
     study: str,
     storage: str | None,
-    latency_budget_ms: float | None,
-    latency_budget_fraction: float | None,
+    latency_limit_ms: float | None,
+    latency_limit_fraction: float | None,
+    old_ms: float | None,
+    old_fraction: float | None,
     memory_budget_mb: float | None,
     size_budget_mb: float | None,
     out: Path | None,
     final_epochs: int,
     attempts: int,
     threads: int,
+    overwrite: bool,
 ) -> None:
     """Export the most accurate Pareto model within the budget, measure it, write its model card."""
-    from paretone.search import PickSettings, pick
+    from paretone import api
+    from paretone.ship import PICKED
 
-    settings = PickSettings(
+    if old_ms is not None or old_fraction is not None:
+        old, new = ("--latency-budget-ms", "--latency-limit-ms") if old_ms is not None else (
+            "--latency-budget-fraction", "--latency-limit-fraction")  # fmt: skip
+        raise ConfigError(f"pick measures: {old} is the search's predicted budget; give pick {new} instead")
+    report = api.pick(
         study=study,
-        storage=_storage(study, storage),
-        latency_budget_ms=latency_budget_ms,
-        latency_budget_fraction=latency_budget_fraction,
+        storage=storage,
+        latency_limit_ms=latency_limit_ms,
+        latency_limit_fraction=latency_limit_fraction,
         memory_budget_mb=memory_budget_mb,
         size_budget_mb=size_budget_mb,
-        out=out or Path("runs") / study / "pick",
+        out=out,
         final_epochs=final_epochs,
         attempts=attempts,
         threads=threads,
+        overwrite=overwrite,
+        progress=lambda message: console.print(message),
     )
-    report = pick(settings, progress=lambda message: console.print(message))
-    rows = report["models"]
-    budget_ms = report["budget"]["latency_ms"]
-    table = Table(title=f"trial {report['trial']} within {budget_ms:.3f} ms (measured here, side by side)")
-    for column in ("model", "test accuracy", "measured ms", "predicted ms", "file MB", "peak MB"):
+    table = Table(title=f"trial {report.trial} within {report.limit_ms:.3f} ms (measured here, side by side)")
+    for column in ("model", f"test {report.metric}", "measured ms", "predicted ms", "file MB", "peak MB"):
         table.add_column(column, justify="left" if column == "model" else "right")
-    for name, row in rows.items():
-        predicted = f"{report['predicted']['latency_ms']:.3f}" if name == "picked" else "-"
+    for row in report.models:
+        predicted = f"{report.predicted_latency_ms:.3f}" if row.name == PICKED else "-"
         table.add_row(
-            name,
-            f"{row['test_accuracy']:.2%}",
-            f"{row['measured_latency_ms']:.3f}",
+            row.name,
+            f"{row.test_score:.2%}",
+            f"{row.measured_latency_ms:.3f}",
             predicted,
-            f"{row['file_bytes'] / 1e6:.2f}",
-            f"{row['peak_bytes'] / 1e6:.2f}",
+            f"{row.file_bytes / 1e6:.2f}",
+            f"{row.peak_bytes / 1e6:.2f}",
         )
     Console(width=160).print(table)
-    click.echo(f"model: {settings.out / 'model.onnx'}  card: {settings.out / 'MODEL_CARD.md'}")
+    folder = Path(report.picked.onnx).parent
+    click.echo(f"model: {folder / 'model.onnx'}  card: {folder / 'MODEL_CARD.md'}")
 
 
 @cli.command("run-model")
@@ -137,7 +149,7 @@ def pick(
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per file.")
 def run_model(model: Path, audio: tuple[Path, ...], threads: int, as_json: bool) -> None:
     """Classify audio files with a model written by `paretone pick` (front-end inside the model)."""
-    from paretone.evaluators import classify_files
+    from paretone.ship import classify_files
 
     results = classify_files(model, list(audio), threads=threads)
     failed = 0

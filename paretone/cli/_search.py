@@ -2,41 +2,66 @@
 
 from __future__ import annotations
 
-import json
 import tomllib
 from pathlib import Path
 from typing import Any
 
 import click
 
+from paretone.api import DEFAULT_PROFILE_DIR, DEFAULT_TEACHER
 from paretone.cli._common import cli, console, progress_bar, stage_bars
 from paretone.errors import ConfigError
 
-DEFAULT_TEACHER = Path("runs") / "teacher-ast-default"
+NUMBER, WHOLE, TEXT = "a number", "a whole number", "a string"
+# the [search] settings of a config file, each with the type it must have
 SEARCH_KEYS = {
-    "teacher", "data", "split", "study", "trials", "latency_budget_ms", "latency_budget_fraction",
-    "memory_budget_mb", "workers", "storage", "ray_address", "sampler", "seed", "epochs", "device",
-    "profile_dir", "stale_after_s", "worker_memory_mb", "size_budget_mb",
+    "teacher": TEXT, "data": TEXT, "split": TEXT, "study": TEXT, "trials": WHOLE,
+    "latency_budget_ms": NUMBER, "latency_budget_fraction": NUMBER, "memory_budget_mb": NUMBER,
+    "size_budget_mb": NUMBER, "workers": WHOLE, "storage": TEXT, "ray_address": TEXT, "sampler": TEXT,
+    "seed": WHOLE, "epochs": WHOLE, "device": TEXT, "profile_dir": TEXT, "stale_after_s": NUMBER,
+    "worker_memory_mb": NUMBER,
 }  # fmt: skip
 
 
-def _read_config(path: Path) -> tuple[dict[str, Any], dict[str, Any]]:
-    """The ``[search]`` and ``[space]`` tables of a TOML or JSON config file."""
+def _typed(path: Path, key: str, value: Any) -> Any:
+    expected = SEARCH_KEYS[key]
+    ok = {
+        NUMBER: isinstance(value, int | float) and not isinstance(value, bool),
+        WHOLE: isinstance(value, int) and not isinstance(value, bool),
+        TEXT: isinstance(value, str),
+    }[expected]
+    if not ok:
+        raise ConfigError(f"{path}: [search] {key} must be {expected}, got {value!r}")
+    return value
+
+
+def read_config(path: Path) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The ``[search]`` and ``[space]`` tables of a TOML or JSON config file, type-checked."""
+    from paretone._io import parse_json
+
     try:
         text = path.read_text(encoding="utf-8")
-        data = json.loads(text) if path.suffix == ".json" else tomllib.loads(text)
     except FileNotFoundError:
         raise ConfigError(f"{path}: no such config file") from None
-    except (UnicodeDecodeError, json.JSONDecodeError, tomllib.TOMLDecodeError) as exc:
-        raise ConfigError(f"{path}: cannot parse ({exc})") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path}: cannot read it ({exc})") from None
+    if path.suffix == ".json":
+        data = parse_json(text, str(path), fix="fix the config file")
+    else:
+        try:
+            data = tomllib.loads(text)
+        except (tomllib.TOMLDecodeError, RecursionError) as exc:
+            raise ConfigError(f"{path}: cannot parse ({exc})") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: expected [search] and [space] tables")
     unknown = set(data) - {"search", "space"}
     search, space = data.get("search", {}), data.get("space", {})
     if unknown or not isinstance(search, dict) or not isinstance(space, dict):
         raise ConfigError(f"{path}: expected only [search] and [space] tables")
-    bad = set(search) - SEARCH_KEYS
+    bad = set(search) - set(SEARCH_KEYS)
     if bad:
         raise ConfigError(f"{path}: unknown [search] settings {', '.join(sorted(bad))}")
-    return search, space
+    return {k: _typed(path, k, v) for k, v in search.items()}, space
 
 
 @cli.command()
@@ -55,7 +80,7 @@ def _read_config(path: Path) -> tuple[dict[str, Any], dict[str, Any]]:
     "--latency-budget-fraction",
     type=float,
     default=None,
-    help="Budget as a fraction of the teacher's [0.75].",
+    help="Budget as a fraction of the teacher's predicted latency [0.75].",
 )
 @click.option("--memory-budget-mb", type=float, default=None, help="Peak working memory budget (MB).")
 @click.option("--size-budget-mb", type=float, default=None, help="ONNX file size budget (MB).")
@@ -66,7 +91,7 @@ def _read_config(path: Path) -> tuple[dict[str, Any], dict[str, Any]]:
 @click.option("--seed", type=int, default=None, help="Sampler seed [default: 0].")
 @click.option("--epochs", type=int, default=None, help="Fine-tuning epochs per trial [default: 2].")
 @click.option("--device", default=None, help="Device profile [default: local, calibrated if missing].")
-@click.option("--profile-dir", type=click.Path(path_type=Path), default=None, help="[runs/devices]")
+@click.option("--profile-dir", type=click.Path(path_type=Path), default=None, help=f"[{DEFAULT_PROFILE_DIR}]")
 @click.option(
     "--stale-after-s",
     type=float,
@@ -79,70 +104,64 @@ def _read_config(path: Path) -> tuple[dict[str, Any], dict[str, Any]]:
 @click.option("--resume", is_flag=True, help="Continue the study to --trials after a crash or Ctrl-C.")
 def search(config_path: Path | None, resume: bool, **flags: Any) -> None:
     """Search compressions of a teacher for the most accurate models within a latency budget."""
-    from paretone.search import Budget, SearchSettings, default_storage, run_search
-    from paretone.spaces import SpaceConfig
+    from paretone import api
+    from paretone.search import Budget, SearchProgress, SearchSettings, default_storage
 
-    file_search, file_space = _read_config(config_path) if config_path else ({}, {})
+    file_search, file_space = read_config(config_path) if config_path else ({}, {})
     merged = {**file_search, **{k: v for k, v in flags.items() if v is not None}}
-    teacher = Path(merged.get("teacher", DEFAULT_TEACHER))
-    if not (teacher / "config.json").is_file():
-        raise ConfigError(
-            f"{teacher}: no teacher there; train one with `paretone train` or pass --teacher DIR"
-        )
-    study = str(merged.get("study", f"search-{teacher.name}"))
-    settings = SearchSettings(
+    teacher = Path(merged.pop("teacher", DEFAULT_TEACHER))
+    study = str(merged.pop("study", api.default_study(teacher)))
+    storage = str(merged.pop("storage", None) or default_storage(study))
+    device = str(merged.pop("device", "local"))
+    profile_dir = Path(merged.pop("profile_dir", DEFAULT_PROFILE_DIR))
+    trials = merged.pop("trials", 12)
+    hint = SearchSettings(
         teacher=teacher,
         study=study,
-        storage=str(merged.get("storage") or default_storage(study)),
-        trials=int(merged.get("trials", 12)),
+        storage=storage,
+        trials=trials,
         budget=Budget(
-            latency_ms=merged.get("latency_budget_ms"),
-            latency_fraction=merged.get("latency_budget_fraction"),
-            memory_mb=merged.get("memory_budget_mb"),
-            size_mb=merged.get("size_budget_mb"),
+            merged.get("latency_budget_ms"),
+            merged.get("latency_budget_fraction"),
+            merged.get("memory_budget_mb"),
+            merged.get("size_budget_mb"),
         ),
-        workers=int(merged.get("workers", 1)),
-        ray_address=merged.get("ray_address"),
-        sampler=str(merged.get("sampler", "nsga2")),
-        seed=int(merged.get("seed", 0)),
-        resume=resume,
-        data=Path(merged["data"]) if merged.get("data") else None,
-        split=merged.get("split"),
-        epochs=int(merged.get("epochs", 2)),
-        space=SpaceConfig.from_dict(file_space),
-        stale_after_s=float(merged.get("stale_after_s", 60.0)),
-        worker_memory_mb=float(merged.get("worker_memory_mb", 3072.0)),
-    )
-    device = str(merged.get("device", "local"))
+    ).resume_hint()
     with progress_bar() as progress:
         calibration = stage_bars(progress, prefix=f"calibrating {device}: ")
-        task = progress.add_task("trials", total=settings.trials)
+        task = progress.add_task("trials", total=trials)
 
-        def status(s: dict[str, Any]) -> None:
-            best = "-" if s["best_feasible_accuracy"] is None else f"{s['best_feasible_accuracy']:.2%}"
+        def status(s: SearchProgress) -> None:
+            best = "-" if s.best_score is None else f"{s.best_score:.2%}"
             progress.update(
                 task,
-                completed=s["finished"],
+                completed=s.finished,
                 description=(
-                    f"trials (running {s['running']}, failed {s['failed']}, screened {s['screened']}, "
-                    f"front {s['front']}, best feasible {best})"
+                    f"trials (running {s.running}, failed {s.failed}, screened {s.screened}, "
+                    f"front {s.front}, best feasible {best})"
                 ),
             )
 
         try:
-            summary = run_search(
-                settings,
+            summary = api.search(
+                teacher=teacher,
+                study=study,
+                storage=storage,
+                trials=trials,
+                resume=resume,
+                space=file_space,
                 device=device,
-                profile_dir=Path(merged.get("profile_dir", "runs/devices")),
+                profile_dir=profile_dir,
                 status=status,
                 calibration_progress=calibration,
+                **merged,
             )
         except KeyboardInterrupt:
-            console.print(f"interrupted: finished trials are kept; continue with --study {study} --resume")
+            console.print(f"interrupted: finished trials are kept; continue with\n  {hint}")
             raise SystemExit(130) from None
-    best = "none" if summary.best_feasible_accuracy is None else f"{summary.best_feasible_accuracy:.2%}"
+    best = "none" if summary.best_score is None else f"{summary.best_score:.2%}"
     click.echo(
         f"study {summary.study}: {summary.fine_tuned} fine-tuned, {summary.screened} screened out by "
-        f"predicted cost, {summary.failed} failed, Pareto front {summary.front}, best accuracy within "
-        f"{summary.budget_ms:.2f} ms: {best}; {summary.seconds:.0f} s; results in {summary.storage}"
+        f"predicted cost, {summary.failed} failed, Pareto front {summary.front}, best score within "
+        f"{summary.budget.describe()}: {best}; {summary.seconds:.0f} s; results in {summary.storage}"
     )

@@ -1,20 +1,15 @@
-"""Compression: the recipe of a compressed model, pruning, quantization, distillation and export.
+"""Compression: recipes of operator entries, the operators, runtime formats and export.
 
-Knows models and audio; knows no search.
+A recipe (``Recipe``) is a set of operator entries; each operator (``Operator``: ``Prune``,
+``Quantize``, ``Distill``, ``FrontEnd``) is one module. The runtime-format table
+(``RUNTIME_FORMATS``) carries each format's converter and verifier. Knows models, tasks and
+audio; knows no search.
 """
 
 from paretone.compress._baseline import quantize_dynamic_baseline
+from paretone.compress._convert import Conversion
 from paretone.compress._deploy import LayerDeployment, export_compressed, quantize_onnx
-from paretone.compress._describe import describe_recipe, layer_formats, summarize_recipe
-from paretone.compress._distill import distillation_loss, teacher_logits
-from paretone.compress._export import (
-    INPUT_NAME,
-    OUTPUT_NAME,
-    export_onnx,
-    onnx_logits,
-    stamp_metadata,
-    weight_nodes,
-)
+from paretone.compress._distill import Distill, teacher_logits
 from paretone.compress._fake_quant import (
     ActivationQuantizer,
     FakeQuantConv2d,
@@ -22,64 +17,72 @@ from paretone.compress._fake_quant import (
     attach_fake_quant,
     quantize_weight,
 )
-from paretone.compress._formats import RUNTIME_FORMATS, WEIGHT_BITS, RuntimeFormat, format_for, formats_for
-from paretone.compress._prune import importance_scores, prune, student_config
-from paretone.compress._recipe import (
-    IMPORTANCE_CRITERIA,
-    RECIPE_FORMAT,
-    Distillation,
-    FrontEndChoice,
-    LayerPrecision,
-    Recipe,
-    front_end_options,
+from paretone.compress._formats import (
+    FLOAT,
+    NBITS_BLOCK,
+    RUNTIME_FORMATS,
+    RuntimeFormat,
+    format_for_bits,
+    formats_for,
+    runtime_format,
 )
-from paretone.compress._student import (
-    RECIPE_FILE,
-    apply,
-    calibrate_activations,
-    load_student,
-    save_student,
+from paretone.compress._front_end import FRONT_END, FrontEnd, front_end_options
+from paretone.compress._importance import IMPORTANCE, Importance, importance_named, register_importance
+from paretone.compress._operator import (
+    OPERATORS,
+    Operator,
+    Param,
+    StudentPlan,
+    UniformSetting,
+    register_operator,
 )
+from paretone.compress._prune import Prune, top_indices
+from paretone.compress._quantize import Quantize
+from paretone.compress._recipe import RECIPE_FORMAT, RECIPE_V1, Recipe
+from paretone.compress._student import RECIPE_FILE, apply, calibrate_activations, load_student, save_student
 
 __all__ = [
-    "IMPORTANCE_CRITERIA",
-    "INPUT_NAME",
-    "OUTPUT_NAME",
+    "FLOAT",
+    "FRONT_END",
+    "IMPORTANCE",
+    "NBITS_BLOCK",
+    "OPERATORS",
     "RECIPE_FILE",
     "RECIPE_FORMAT",
+    "RECIPE_V1",
     "RUNTIME_FORMATS",
-    "WEIGHT_BITS",
     "ActivationQuantizer",
-    "Distillation",
+    "Conversion",
+    "Distill",
     "FakeQuantConv2d",
     "FakeQuantLinear",
-    "FrontEndChoice",
+    "FrontEnd",
+    "Importance",
     "LayerDeployment",
-    "LayerPrecision",
+    "Operator",
+    "Param",
+    "Prune",
+    "Quantize",
     "Recipe",
     "RuntimeFormat",
+    "StudentPlan",
+    "UniformSetting",
     "apply",
     "attach_fake_quant",
     "calibrate_activations",
-    "describe_recipe",
-    "distillation_loss",
     "export_compressed",
-    "export_onnx",
-    "format_for",
+    "format_for_bits",
     "formats_for",
     "front_end_options",
-    "importance_scores",
-    "layer_formats",
+    "importance_named",
     "load_student",
-    "onnx_logits",
-    "prune",
     "quantize_dynamic_baseline",
     "quantize_onnx",
     "quantize_weight",
+    "register_importance",
+    "register_operator",
+    "runtime_format",
     "save_student",
-    "stamp_metadata",
-    "student_config",
-    "summarize_recipe",
     "teacher_logits",
-    "weight_nodes",
+    "top_indices",
 ]

@@ -12,7 +12,7 @@ from pathlib import Path
 import onnx
 
 from paretone._io import write_atomic
-from paretone.compress._deploy import quiet_quantizer_logs
+from paretone.compress._convert import quiet_quantizer_logs
 
 
 def quantize_dynamic_baseline(float_onnx: str | os.PathLike[str], out: str | os.PathLike[str]) -> Path:

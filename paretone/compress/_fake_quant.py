@@ -12,9 +12,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from paretone.compress._recipe import LayerPrecision
-
-NBITS_BLOCK = 32  # MatMulNBits block size used at export
+from paretone.compress._formats import RuntimeFormat
 
 
 def _round_ste(x: torch.Tensor) -> torch.Tensor:
@@ -74,20 +72,17 @@ class ActivationQuantizer(nn.Module):
 
 
 class FakeQuantLinear(nn.Linear):
-    """An ``nn.Linear`` (same parameter names) that computes at ``precision``."""
+    """An ``nn.Linear`` (same parameter names) that computes in a runtime format."""
 
-    def __init__(self, source: nn.Linear, precision: LayerPrecision) -> None:
+    def __init__(self, source: nn.Linear, fmt: RuntimeFormat) -> None:
         super().__init__(source.in_features, source.out_features, bias=source.bias is not None)
         self.weight, self.bias = source.weight, source.bias
-        self.precision = precision
-        self.input_quant = _input_quantizer(precision)
+        self.format = fmt
+        self.input_quant = _input_quantizer(fmt)
 
     def quantized_weight(self) -> torch.Tensor:
-        bits = self.precision.weight_bits
-        if bits is None:
-            return self.weight
-        block = None if self.precision.activation_bits else NBITS_BLOCK
-        return quantize_weight(self.weight, bits, block)
+        bits = self.format.weight_bits
+        return self.weight if bits is None else quantize_weight(self.weight, bits, self.format.block_size)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return F.linear(self.input_quant(x), self.quantized_weight(), self.bias)
@@ -99,17 +94,17 @@ class FakeQuantLinear(nn.Linear):
 
 
 class FakeQuantConv2d(nn.Conv2d):
-    """An ``nn.Conv2d`` (same parameter names) that computes at ``precision``."""
+    """An ``nn.Conv2d`` (same parameter names) that computes in a runtime format."""
 
-    def __init__(self, source: nn.Conv2d, precision: LayerPrecision) -> None:
+    def __init__(self, source: nn.Conv2d, fmt: RuntimeFormat) -> None:
         super().__init__(**_conv_shape(source))
         self.weight, self.bias = source.weight, source.bias
-        self.precision = precision
-        self.input_quant = _input_quantizer(precision)
+        self.format = fmt
+        self.input_quant = _input_quantizer(fmt)
 
     def quantized_weight(self) -> torch.Tensor:
-        bits = self.precision.weight_bits
-        return self.weight if bits is None else quantize_weight(self.weight, bits)
+        bits = self.format.weight_bits
+        return self.weight if bits is None else quantize_weight(self.weight, bits, self.format.block_size)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self._conv_forward(self.input_quant(x), self.quantized_weight(), self.bias)
@@ -119,8 +114,8 @@ class FakeQuantConv2d(nn.Conv2d):
         return _copy_rounded(self, nn.Conv2d(**_conv_shape(self)))
 
 
-def _input_quantizer(precision: LayerPrecision) -> nn.Module:
-    return ActivationQuantizer(precision.activation_bits) if precision.activation_bits else nn.Identity()
+def _input_quantizer(fmt: RuntimeFormat) -> nn.Module:
+    return ActivationQuantizer(fmt.activation_bits) if fmt.activation_bits else nn.Identity()
 
 
 def _conv_shape(conv: nn.Conv2d) -> dict:
@@ -144,17 +139,17 @@ def _copy_rounded(source: FakeQuantLinear | FakeQuantConv2d, plain: nn.Module) -
     return plain
 
 
-def attach_fake_quant(model: nn.Module, precision: dict[str, LayerPrecision]) -> nn.Module:
+def attach_fake_quant(model: nn.Module, formats: dict[str, RuntimeFormat]) -> nn.Module:
     """Turn the named layers of ``model`` into fake-quantized ones, in place (weights kept)."""
     modules = dict(model.named_modules())
-    for name, layer_precision in precision.items():
-        if layer_precision.is_float:
+    for name, fmt in formats.items():
+        if fmt.is_float:
             continue
         module = modules[name]
         if isinstance(module, nn.Linear):
-            replacement: nn.Module = FakeQuantLinear(module, layer_precision)
+            replacement: nn.Module = FakeQuantLinear(module, fmt)
         elif isinstance(module, nn.Conv2d):
-            replacement = FakeQuantConv2d(module, layer_precision)
+            replacement = FakeQuantConv2d(module, fmt)
         else:
             raise TypeError(f"{name} is a {type(module).__name__}, not a quantizable layer")
         parent_name, _, child = name.rpartition(".")

@@ -1,211 +1,192 @@
-"""Structured pruning that physically removes parameters.
+"""Operator ``prune``: structured pruning that physically removes parameters.
 
-Each prunable unit is scored per structure (a head, a channel of every head, an FFN hidden unit, a
-conv filter) by summing an element-wise quantity over every weight the structure owns:
-- ``magnitude``: squared weights, i.e. the structure's squared L2 norm across all its matrices;
-- ``taylor``: (sum of weight x gradient)^2 per batch, summed over batches: the first-order estimate
-  of the loss change when the structure is removed (Molchanov et al., 2019).
-The best-scoring structures are kept and the weights sliced into a smaller model of the same class,
-so parameters, MACs and the exported ONNX file all shrink. Attention keeps its query/key channels
-paired and its value/output channels paired; a CNN filter's BatchNorm entry and the next layer's
-input channel go with it.
+The entry names, per prunable unit, how many attention heads to keep (``heads``, a count) or
+which fraction of its channels (``channels``, in (0, 1]), and the ``importance`` criterion that
+ranks the structures; the best-scoring ones are kept and the family slices the weights into a
+smaller model of the same family, so parameters, MACs and the exported ONNX file all shrink.
+Attention keeps its query/key channels paired and its value/output channels paired; a CNN filter's
+BatchNorm entry and the next layer's input channel go with it.
 
-Hand-written rather than torch-pruning: our two model families have explicit, named structure, the
-per-head channel layout needs custom handling in any library, and the slicing is a few dozen lines
-that a reader can verify.
+Hand-written rather than torch-pruning: each family names its structure explicitly, the per-head
+channel layout needs custom handling in any library, and the slicing is short enough to read and
+verify (the conformance suite checks that pruning dead structures leaves outputs unchanged).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from typing import Any
 
 import torch
-import torch.nn.functional as F
 
 from paretone.audio import WaveformSet
-from paretone.compress._recipe import Recipe
-from paretone.models import (
-    AST,
-    CNN,
-    ASTBlockConfig,
-    ASTConfig,
-    AudioModel,
-    CNNBlockConfig,
-    CNNConfig,
-    ModelConfig,
-    build_model,
+from paretone.compress._importance import importance_named
+from paretone.compress._operator import (
+    Frozen,
+    Operator,
+    Param,
+    StudentPlan,
+    UniformSetting,
+    mapping,
+    number,
+    only,
+    register_operator,
 )
+from paretone.errors import ConfigError
+from paretone.models import ATTENTION_HEADS, AudioModel, ModelStructure
+from paretone.tasks import Task
 
-Elementwise = Callable[[str], torch.Tensor]  # state_dict key -> tensor of the parameter's shape
-
-
-def _heads_rows(t: torch.Tensor, heads: int) -> torch.Tensor:
-    """(heads * d, ...) -> (heads, d): sums over everything but the output row."""
-    return t.reshape(heads, t.shape[0] // heads, -1).sum(-1)
-
-
-def _heads_cols(t: torch.Tensor, heads: int) -> torch.Tensor:
-    """(out, heads * d) -> (heads, d): sums over the output rows."""
-    return t.reshape(t.shape[0], heads, -1).sum(0)
+UNIT_NAMES = {
+    "qk_channels": "Query/key channels per head",
+    "v_channels": "Value/output channels per head",
+    "ffn_channels": "Feed-forward hidden units",
+    "conv_filters": "Conv filters",
+}
 
 
-def _ast_scores(model: AST, value: Elementwise) -> dict[str, torch.Tensor]:
-    scores = {}
-    for i, cfg in enumerate(model.config.blocks):
-        a, f, h = f"blocks.{i}.attn", f"blocks.{i}.ffn", cfg.num_heads
-        qk = sum(_heads_rows(value(f"{a}.{m}.{p}"), h) for m in "qk" for p in ("weight", "bias"))
-        v = _heads_rows(value(f"{a}.v.weight"), h) + _heads_rows(value(f"{a}.v.bias"), h)
-        v = v + _heads_cols(value(f"{a}.o.weight"), h)
-        scores[f"{a}.qk_channels"], scores[f"{a}.v_channels"] = qk, v
-        scores[f"{a}.heads"] = qk.sum(1) + v.sum(1)
-        scores[f"{f}.hidden"] = (
-            value(f"{f}.fc1.weight").sum(1) + value(f"{f}.fc1.bias") + value(f"{f}.fc2.weight").sum(0)
+def top_indices(scores: torch.Tensor, keep: int) -> torch.Tensor:
+    """Indices of the ``keep`` best scores along the last axis, in their original order."""
+    return torch.topk(scores, keep, dim=-1).indices.sort(dim=-1).values
+
+
+@dataclass(frozen=True)
+class Prune(Operator):
+    heads: Mapping[str, int] = field(default_factory=dict)  # unit -> heads kept
+    channels: Mapping[str, float] = field(default_factory=dict)  # unit -> kept fraction
+    importance: str = "magnitude"
+
+    key = "prune"
+    order = 10
+    settings = ("min_keep", "keep_step")
+
+    def __post_init__(self) -> None:
+        importance_named(self.importance)  # raises for an unknown criterion
+        for name, ratio in self.channels.items():
+            if isinstance(ratio, bool) or not (isinstance(ratio, int | float) and 0 < ratio <= 1):
+                raise ConfigError(f"recipe channels[{name!r}] = {ratio!r}: a kept fraction must be in (0, 1]")
+        for name, count in self.heads.items():
+            if not isinstance(count, int) or isinstance(count, bool) or count < 1:
+                raise ConfigError(f"recipe heads[{name!r}] = {count!r}: keep at least one whole head")
+
+    @classmethod
+    def from_entry(cls, entry: Any) -> Prune:
+        entry = mapping(entry, "recipe prune")
+        only(entry, ("heads", "channels", "importance"), "recipe prune")
+        importance = entry.get("importance", "magnitude")
+        if not isinstance(importance, str):
+            raise ConfigError(f"recipe prune.importance must be a name, got {importance!r}")
+        return cls(
+            mapping(entry.get("heads", {}), "recipe prune.heads"),
+            mapping(entry.get("channels", {}), "recipe prune.channels"),
+            importance,
         )
-    return scores
 
+    def to_entry(self) -> dict[str, Any]:
+        return {"heads": dict(self.heads), "channels": dict(self.channels), "importance": self.importance}
 
-def _cnn_scores(model: CNN, value: Elementwise) -> dict[str, torch.Tensor]:
-    scores, count = {}, len(model.blocks)
-    for i in range(count):
-        b = f"blocks.{i}"
-        own = value(f"{b}.conv.weight").sum((1, 2, 3)) + value(f"{b}.bn.weight") + value(f"{b}.bn.bias")
-        consumer = (
-            value(f"blocks.{i + 1}.conv.weight").sum((0, 2, 3))
-            if i + 1 < count
-            else value("head.weight").sum(0)
-        )
-        scores[f"{b}.filters"] = own + consumer
-    return scores
+    def kept(self, unit_name: str, size: int) -> int:
+        """How many of a unit's ``size`` structures survive (at least one)."""
+        if unit_name in self.heads:
+            return self.heads[unit_name]
+        return max(1, round(size * self.channels.get(unit_name, 1.0)))
 
+    def check(self, structure: ModelStructure) -> None:
+        units = {u.name: u for u in structure.prunable}
+        for name, count in self.heads.items():
+            unit = units.get(name)
+            if unit is None or unit.kind != ATTENTION_HEADS:
+                raise ConfigError(f"recipe heads: {name!r} is not an attention-heads unit of this model")
+            if count > unit.size:
+                raise ConfigError(f"recipe heads[{name!r}] = {count} but the teacher has {unit.size}")
+        for name in self.channels:
+            unit = units.get(name)
+            if unit is None or unit.kind == ATTENTION_HEADS:
+                known = ", ".join(u.name for u in structure.prunable if u.kind != ATTENTION_HEADS)
+                raise ConfigError(f"recipe channels: unknown unit {name!r}; this model has {known}")
+        importance_named(self.importance).check(structure)
 
-def _scores(model: AudioModel, value: Elementwise) -> dict[str, torch.Tensor]:
-    return _ast_scores(model, value) if isinstance(model, AST) else _cnn_scores(model, value)
+    def plan(self, structure: ModelStructure, plan: StudentPlan) -> StudentPlan:
+        kept = {u.name: self.kept(u.name, u.size) for u in structure.prunable}
+        return replace(plan, kept={**plan.kept, **kept})
 
+    def keep_indices(
+        self, teacher: AudioModel, kept: Mapping[str, int], data: WaveformSet | None, task: Task
+    ) -> dict[str, torch.Tensor]:
+        """Per unit, the indices of the structures the student keeps, best by the criterion."""
+        scores = importance_named(self.importance).scores(teacher, data, task)
+        return {unit: top_indices(score, kept[unit]) for unit, score in scores.items()}
 
-def importance_scores(
-    model: AudioModel,
-    criterion: str,
-    data: WaveformSet | None = None,
-    *,
-    batches: int = 8,
-    batch_size: int = 32,
-) -> dict[str, torch.Tensor]:
-    """Per-structure importance of every prunable unit: (heads,) (heads, d) or (channels,) tensors."""
-    params = dict(model.named_parameters())
-    if criterion == "magnitude":
-        with torch.no_grad():
-            return _scores(model, lambda key: params[key].detach() ** 2)
-    if criterion != "taylor":
-        raise ValueError(f"unknown importance criterion {criterion!r}")
-    if data is None or len(data) == 0:
-        raise ValueError("the taylor criterion needs a few batches of training data")
-    was_training = model.training
-    model.eval()  # no dropout, BatchNorm statistics untouched
-    total: dict[str, torch.Tensor] = {}
-    generator = torch.Generator().manual_seed(0)
-    order = torch.randperm(len(data), generator=generator)[: batches * batch_size]
-    for batch in order.split(batch_size):
-        model.zero_grad(set_to_none=True)
-        F.cross_entropy(model(data.waveforms[batch]), data.targets[batch]).backward()
-        with torch.no_grad():
-            contribution = _scores(model, lambda key: params[key] * params[key].grad)
-        for name, score in contribution.items():
-            total[name] = total.get(name, 0) + score**2
-    model.zero_grad(set_to_none=True)
-    model.train(was_training)
-    return total
+    def describe(self, structure: ModelStructure) -> list[str]:
+        lines = []
+        heads = [u for u in structure.prunable if u.kind == ATTENTION_HEADS]
+        if heads:
+            kept = sum(self.kept(u.name, u.size) for u in heads)
+            lines.append(f"Attention heads kept: {kept} of {sum(u.size for u in heads)}.")
+        for kind in sorted({u.kind for u in structure.prunable} - {ATTENTION_HEADS}):
+            units = [u for u in structure.prunable if u.kind == kind]
+            kept = sum(self.kept(u.name, u.size) for u in units)
+            total = sum(u.size for u in units)
+            lines.append(f"{UNIT_NAMES.get(kind, kind)} kept: {kept} of {total} ({kept / total:.0%}).")
+        if self.heads or self.channels:
+            lines.append(f"Structures ranked by {self.importance} importance.")
+        return lines
 
-
-def _top(scores: torch.Tensor, keep: int) -> torch.Tensor:
-    """Indices of the ``keep`` best scores, in their original order."""
-    return torch.topk(scores, keep).indices.sort().values
-
-
-def student_config(teacher: ModelConfig, recipe: Recipe) -> ModelConfig:
-    """The architecture ``recipe`` leaves of ``teacher`` (no weights needed)."""
-    if isinstance(teacher, ASTConfig):
-        blocks = []
-        for i, cfg in enumerate(teacher.blocks):
-            a = f"blocks.{i}.attn"
-            blocks.append(
-                ASTBlockConfig(
-                    num_heads=recipe.kept(f"{a}.heads", cfg.num_heads),
-                    qk_head_dim=recipe.kept(f"{a}.qk_channels", cfg.qk_head_dim),
-                    v_head_dim=recipe.kept(f"{a}.v_channels", cfg.v_head_dim),
-                    ffn_dim=recipe.kept(f"blocks.{i}.ffn.hidden", cfg.ffn_dim),
-                    attn_scale=cfg.attn_scale,  # keep the teacher's softmax temperature
-                )
+    def summary(self, structure: ModelStructure) -> str:
+        parts = []
+        heads = [u for u in structure.prunable if u.kind == ATTENTION_HEADS]
+        if heads:
+            parts.append(
+                f"heads {sum(self.kept(u.name, u.size) for u in heads)}/{sum(u.size for u in heads)}"
             )
-        return ASTConfig(
-            teacher.num_classes,
-            recipe.front_end.apply(teacher.front_end),
-            teacher.dim,
-            tuple(blocks),
-            teacher.patch_mels,
-            teacher.patch_frames,
-            teacher.dropout,
-        )
-    blocks = tuple(
-        CNNBlockConfig(recipe.kept(f"blocks.{i}.filters", b.out_channels), b.pool)
-        for i, b in enumerate(teacher.blocks)
-    )
-    return CNNConfig(teacher.num_classes, recipe.front_end.apply(teacher.front_end), blocks, teacher.dropout)
+        others = [u for u in structure.prunable if u.kind != ATTENTION_HEADS]
+        if others:
+            kept = sum(self.kept(u.name, u.size) for u in others) / sum(u.size for u in others)
+            parts.append(f"ch {kept:.0%}")
+        return " ".join(parts)
+
+    @classmethod
+    def parameters(
+        cls, structure: ModelStructure, settings: Mapping[str, Any], frozen: Frozen
+    ) -> list[Param]:
+        min_keep = number(settings.get("min_keep", 0.25), "space: min_keep")
+        step = number(settings.get("keep_step", 0.125), "space: keep_step")
+        if not (0 < min_keep <= 1 and 0 < step <= 1):
+            raise ConfigError("space: min_keep and keep_step must be in (0, 1]")
+        params = []
+        for unit in structure.prunable:
+            if frozen(unit.name):
+                continue
+            if unit.kind == ATTENTION_HEADS:
+                if unit.size > 1:
+                    params.append(Param(f"heads:{unit.name}", "int", 1, unit.size))
+                continue
+            low = min(1.0, math.ceil(max(min_keep, 1 / unit.size) / step - 1e-9) * step)
+            if low < 1.0:
+                params.append(Param(f"keep:{unit.name}", "float", round(low, 6), 1.0, step))
+        return params
+
+    @classmethod
+    def from_params(cls, values: Mapping[str, Any], params: Sequence[Param]) -> Prune | None:
+        heads, channels = {}, {}
+        for p in params:
+            unit = p.name.split(":", 1)[1]
+            if p.name.startswith("heads:") and int(values[p.name]) < p.high:
+                heads[unit] = int(values[p.name])
+            elif p.name.startswith("keep:") and float(values[p.name]) < 1.0:
+                channels[unit] = float(values[p.name])
+        return cls(heads, channels) if heads or channels else None
+
+    @classmethod
+    def uniform(cls, params: Sequence[Param], setting: UniformSetting) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for p in params:
+            if p.name.startswith("heads:"):
+                out[p.name] = max(1, round(p.high * setting.keep))
+            else:
+                out[p.name] = min(p.high, max(p.low, round(setting.keep / p.step) * p.step))
+        return out
 
 
-def prune(teacher: AudioModel, recipe: Recipe, scores: dict[str, torch.Tensor]) -> AudioModel:
-    """A new, smaller model holding the teacher's weights for the structures ``recipe`` keeps."""
-    config = student_config(teacher.config, recipe)
-    state = {k: v.detach().clone() for k, v in teacher.state_dict().items()}
-    if isinstance(teacher, AST):
-        _slice_ast(teacher.config, config, scores, state)
-    else:
-        _slice_cnn(config, scores, state)
-    student = build_model(config)
-    # The front-end holds constants only: the student's own, which may differ from the teacher's.
-    state = {k: v for k, v in state.items() if not k.startswith("front_end.")}
-    state |= {k: v for k, v in student.state_dict().items() if k.startswith("front_end.")}
-    student.load_state_dict(state, strict=True)
-    return student.train(teacher.training)
-
-
-def _slice_ast(teacher: ASTConfig, student: ASTConfig, scores: dict, state: dict) -> None:
-    if student.num_patches != teacher.num_patches:  # a coarser hop: resample positions in time
-        rows = teacher.front_end.n_mels // teacher.patch_mels  # tokens are (mel row, time) row-major
-        grid = state["pos_embed"].transpose(1, 2).reshape(1, teacher.dim, rows, -1)
-        columns = student.num_patches // rows
-        grid = F.interpolate(grid, size=(rows, columns), mode="bilinear", align_corners=True)
-        state["pos_embed"] = grid.flatten(2).transpose(1, 2).contiguous()
-    for i, (old, new) in enumerate(zip(teacher.blocks, student.blocks, strict=True)):
-        a, f = f"blocks.{i}.attn", f"blocks.{i}.ffn"
-        heads = _top(scores[f"{a}.heads"], new.num_heads)
-        qk_rows = torch.cat(
-            [
-                h * old.qk_head_dim + _top(scores[f"{a}.qk_channels"][h], new.qk_head_dim)
-                for h in heads.tolist()
-            ]
-        )
-        v_rows = torch.cat(
-            [h * old.v_head_dim + _top(scores[f"{a}.v_channels"][h], new.v_head_dim) for h in heads.tolist()]
-        )
-        for key, rows in ((f"{a}.q", qk_rows), (f"{a}.k", qk_rows), (f"{a}.v", v_rows)):
-            state[f"{key}.weight"], state[f"{key}.bias"] = (
-                state[f"{key}.weight"][rows],
-                state[f"{key}.bias"][rows],
-            )
-        state[f"{a}.o.weight"] = state[f"{a}.o.weight"][:, v_rows]
-        hidden = _top(scores[f"{f}.hidden"], new.ffn_dim)
-        state[f"{f}.fc1.weight"], state[f"{f}.fc1.bias"] = (
-            state[f"{f}.fc1.weight"][hidden],
-            state[f"{f}.fc1.bias"][hidden],
-        )
-        state[f"{f}.fc2.weight"] = state[f"{f}.fc2.weight"][:, hidden]
-
-
-def _slice_cnn(student: CNNConfig, scores: dict, state: dict) -> None:
-    for i, block in enumerate(student.blocks):
-        b, keep = f"blocks.{i}", _top(scores[f"blocks.{i}.filters"], block.out_channels)
-        state[f"{b}.conv.weight"] = state[f"{b}.conv.weight"][keep]
-        for stat in ("weight", "bias", "running_mean", "running_var"):
-            state[f"{b}.bn.{stat}"] = state[f"{b}.bn.{stat}"][keep]
-        consumer = f"blocks.{i + 1}.conv.weight" if i + 1 < len(student.blocks) else "head.weight"
-        state[consumer] = state[consumer][:, keep]
+register_operator(Prune)

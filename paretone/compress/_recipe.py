@@ -1,199 +1,133 @@
 """The recipe: the one description of a compressed model, as versioned JSON.
 
-A recipe says, per prunable unit of the teacher, how much to keep, and per quantizable layer, at
-which bit-widths it runs; plus how the student is distilled. Units a recipe does not mention are
-kept whole, layers it does not mention stay float. ``Recipe.check(structure)`` refuses anything the
-teacher does not have or the runtime cannot run.
+A recipe is a set of operator entries, at most one per operator::
+
+    {"format": "paretone.recipe/2",
+     "operators": {"prune": {"heads": {"blocks.0.attn.heads": 3}, "channels": {...}, "importance": "taylor"},
+                   "quantize": {"formats": {"blocks.0.attn.q": "w8a8"}},
+                   "distill": {"temperature": 4.0, "alpha": 0.7},
+                   "front_end": {"implementation": "dft", "hop_length": 160}}}
+
+Units it does not name are kept whole, layers it does not name stay float, and a recipe without a
+``distill`` entry distils at the defaults. ``Recipe.check(structure)`` refuses anything the teacher
+does not have or the runtime cannot run. Every ``paretone.recipe/1`` file (bit-widths per layer)
+still reads: its bits name the same runtime formats.
 """
 
 from __future__ import annotations
 
-import dataclasses
-import math
 from collections.abc import Mapping
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, TypeVar
 
-from paretone import __version__
-from paretone.audio import IMPLEMENTATIONS, FrontEndConfig
-from paretone.compress._formats import format_for
+from paretone._version import __version__
+from paretone.compress._distill import Distill
+from paretone.compress._formats import format_for_bits
+from paretone.compress._front_end import FrontEnd
+from paretone.compress._operator import OPERATORS, Operator, StudentPlan, mapping
+from paretone.compress._prune import Prune
+from paretone.compress._quantize import Quantize
 from paretone.errors import ConfigError
-from paretone.models import ATTENTION_HEADS, ModelStructure
+from paretone.models import Kernel, ModelStructure, family_of
 
-RECIPE_FORMAT = "paretone.recipe/1"
-HOP_FACTORS = (1, 2, 3)  # a student may hop 1x, 2x or 3x as far as the teacher (at most n_fft)
-IMPORTANCE_CRITERIA = ("magnitude", "taylor")
-
-
-@dataclass(frozen=True)
-class LayerPrecision:
-    """Bit-widths of one layer; ``None`` means float."""
-
-    weight_bits: int | None = None
-    activation_bits: int | None = None
-
-    @property
-    def is_float(self) -> bool:
-        return self.weight_bits is None and self.activation_bits is None
+RECIPE_FORMAT = "paretone.recipe/2"
+RECIPE_V1 = "paretone.recipe/1"
+T = TypeVar("T", bound=Operator)
 
 
-@dataclass(frozen=True)
-class Distillation:
-    """Loss = alpha * T^2 * KL(student/T || teacher/T) + (1 - alpha) * cross-entropy."""
-
-    temperature: float = 4.0
-    alpha: float = 0.5
-
-    def __post_init__(self) -> None:
-        if not (math.isfinite(self.temperature) and self.temperature > 0):
-            raise ConfigError(f"distillation temperature must be positive, got {self.temperature}")
-        if not 0 <= self.alpha <= 1:
-            raise ConfigError(f"distillation alpha must be in [0, 1], got {self.alpha}")
-
-
-@dataclass(frozen=True)
-class FrontEndChoice:
-    """How the student computes its log-mel features; ``None`` keeps the teacher's choice.
-
-    ``implementation="dft"`` computes the teacher's very features with faster kernels; a larger
-    ``hop_length`` gives fewer frames, hence fewer tokens, and needs fine-tuning to recover.
-    """
-
-    implementation: str | None = None
-    hop_length: int | None = None
-
-    def __post_init__(self) -> None:
-        if self.implementation is not None and self.implementation not in IMPLEMENTATIONS:
-            raise ConfigError(
-                f"recipe front_end.implementation {self.implementation!r}: use {IMPLEMENTATIONS}"
-            )
-        hop = self.hop_length
-        if hop is not None and (isinstance(hop, bool) or not isinstance(hop, int) or hop < 1):
-            raise ConfigError(f"recipe front_end.hop_length {hop!r}: a positive whole number of samples")
-
-    def apply(self, config: FrontEndConfig) -> FrontEndConfig:
-        """The student's front-end; ConfigError if the teacher's cannot be changed this way."""
-        changes: dict[str, Any] = {}
-        if self.implementation is not None:
-            changes["implementation"] = self.implementation
-        if self.hop_length is not None:
-            changes["hop_length"] = self.hop_length
-        return dataclasses.replace(config, **changes)
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"implementation": self.implementation, "hop_length": self.hop_length}
-
-
-def front_end_options(config: FrontEndConfig) -> tuple[tuple[str, ...], tuple[int, ...]]:
-    """(implementations, hop lengths) a student of a teacher with ``config`` may use; teacher's first."""
-    implementations = (config.implementation, *(i for i in IMPLEMENTATIONS if i != config.implementation))
-    hops = tuple(config.hop_length * f for f in HOP_FACTORS if config.hop_length * f <= config.n_fft)
-    return implementations, hops
+def _order(op: Operator) -> int:
+    return list(OPERATORS).index(op.key)
 
 
 @dataclass(frozen=True)
 class Recipe:
-    heads: Mapping[str, int] = field(default_factory=dict)
-    channels: Mapping[str, float] = field(default_factory=dict)
-    precision: Mapping[str, LayerPrecision] = field(default_factory=dict)
-    distillation: Distillation = field(default_factory=Distillation)
-    importance: str = "magnitude"
-    front_end: FrontEndChoice = field(default_factory=FrontEndChoice)
+    """Operator entries in the order they apply (the operator registry's order). Entries equal to
+    their operator's defaults say nothing and are dropped, so equal recipes compare equal."""
+
+    operators: tuple[Operator, ...] = ()
 
     def __post_init__(self) -> None:
-        if self.importance not in IMPORTANCE_CRITERIA:
-            raise ConfigError(
-                f"importance {self.importance!r} unknown: use one of {', '.join(IMPORTANCE_CRITERIA)}"
-            )
-        for name, ratio in self.channels.items():
-            if not (isinstance(ratio, int | float) and 0 < ratio <= 1):
-                raise ConfigError(f"recipe channels[{name!r}] = {ratio!r}: a kept fraction must be in (0, 1]")
-        for name, count in self.heads.items():
-            if not isinstance(count, int) or isinstance(count, bool) or count < 1:
-                raise ConfigError(f"recipe heads[{name!r}] = {count!r}: keep at least one whole head")
+        keys = [op.key for op in self.operators]
+        if len(set(keys)) != len(keys):
+            raise ConfigError(f"recipe names an operator twice: {keys}")
+        kept = tuple(sorted((op for op in self.operators if op != type(op)()), key=_order))
+        object.__setattr__(self, "operators", kept)
+
+    @classmethod
+    def of(cls, *operators: Operator | None) -> Recipe:
+        return cls(tuple(op for op in operators if op is not None))
+
+    def get(self, kind: type[T]) -> T:
+        """The entry of operator ``kind``, or its defaults (which change nothing) if absent."""
+        return next((op for op in self.operators if isinstance(op, kind)), kind())
+
+    def has(self, kind: type[Operator]) -> bool:
+        return any(isinstance(op, kind) for op in self.operators)
+
+    @property
+    def distillation(self) -> Distill:
+        return self.get(Distill)
 
     def check(self, structure: ModelStructure) -> None:
-        """Raise ConfigError unless every name exists in ``structure`` with a supported format."""
-        units = {u.name: u for u in structure.prunable}
-        layers = {q.name: q for q in structure.quantizable}
-        self.front_end.apply(structure.front_end)  # raises if the teacher's cannot change this way
-        for name, count in self.heads.items():
-            unit = units.get(name)
-            if unit is None or unit.kind != ATTENTION_HEADS:
-                raise ConfigError(f"recipe heads: {name!r} is not an attention-heads unit of this model")
-            if count > unit.size:
-                raise ConfigError(f"recipe heads[{name!r}] = {count} but the teacher has {unit.size}")
-        for name in self.channels:
-            unit = units.get(name)
-            if unit is None or unit.kind == ATTENTION_HEADS:
-                known = ", ".join(u.name for u in structure.prunable if u.kind != ATTENTION_HEADS)
-                raise ConfigError(f"recipe channels: unknown unit {name!r}; this model has {known}")
-        for name, precision in self.precision.items():
-            layer = layers.get(name)
-            if layer is None:
-                raise ConfigError(f"recipe precision: {name!r} is not a quantizable layer of this model")
-            format_for(layer.kind, precision.weight_bits, precision.activation_bits)  # raises
+        """Raise ConfigError unless every entry fits ``structure`` and runs on the runtime."""
+        for op in self.operators:
+            op.check(structure)
 
-    def kept(self, unit_name: str, size: int) -> int:
-        """How many of a unit's ``size`` structures survive (at least one)."""
-        if unit_name in self.heads:
-            return self.heads[unit_name]
-        return max(1, round(size * self.channels.get(unit_name, 1.0)))
+    def plan(self, structure: ModelStructure) -> StudentPlan:
+        plan = StudentPlan(front_end=structure.front_end)
+        for op in self.operators:
+            plan = op.plan(structure, plan)
+        return plan
+
+    def student_config(self, teacher: Any) -> Any:
+        """The architecture the recipe leaves of a teacher configuration (no weights needed)."""
+        family = family_of(teacher)
+        plan = self.plan(family.structure(teacher))
+        return family.student_config(teacher, kept=plan.kept, front_end=plan.front_end)
+
+    def kernels(self, teacher: Any) -> list[Kernel]:
+        """The kernels of the student this recipe makes of ``teacher`` (configuration only)."""
+        config = self.student_config(teacher)
+        placed = family_of(config).kernels(config)
+        for op in self.operators:
+            placed = op.kernels(placed)
+        return [p.kernel for p in placed]
+
+    def layer_formats(self, structure: ModelStructure) -> dict[str, str]:
+        """Runtime format name per quantizable layer of the teacher (``float`` where silent)."""
+        return self.get(Quantize).layer_formats(structure)
+
+    def describe(self, structure: ModelStructure) -> list[str]:
+        """One sentence per aspect (what every operator did, defaults included)."""
+        return [line for cls in OPERATORS.values() for line in self.get(cls).describe(structure)]
+
+    def summary(self, structure: ModelStructure) -> str:
+        """A table cell: ``dft/hop160 heads 10/16 ch 62% w8a8x18 floatx7``."""
+        parts = (self.get(cls).summary(structure) for cls in OPERATORS.values())
+        return " ".join(p for p in parts if p)
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "format": RECIPE_FORMAT,
             "paretone_version": __version__,
-            "heads": dict(self.heads),
-            "channels": dict(self.channels),
-            "precision": {
-                k: {"weight_bits": v.weight_bits, "activation_bits": v.activation_bits}
-                for k, v in self.precision.items()
-            },
-            "distillation": {"temperature": self.distillation.temperature, "alpha": self.distillation.alpha},
-            "importance": self.importance,
-            "front_end": self.front_end.to_dict(),
+            "operators": {op.key: op.to_entry() for op in self.operators},
         }
 
     @classmethod
     def from_dict(cls, data: Any) -> Recipe:
-        """Parse ``to_dict`` output; anything else raises ConfigError saying what is wrong."""
-        if not isinstance(data, dict) or data.get("format") != RECIPE_FORMAT:
+        """Parse ``to_dict`` output (or a ``paretone.recipe/1`` file); ConfigError saying what is wrong."""
+        if not isinstance(data, Mapping) or data.get("format") not in (RECIPE_FORMAT, RECIPE_V1):
             raise ConfigError(f"not a {RECIPE_FORMAT} recipe; write one with paretone (Recipe.to_dict)")
-        unknown = set(data) - {
-            "format",
-            "paretone_version",
-            "heads",
-            "channels",
-            "precision",
-            "distillation",
-            "importance",
-            "front_end",
-        }
-        if unknown:
-            raise ConfigError(f"recipe has unknown field(s) {', '.join(sorted(unknown))}")
         try:
-            precision = {
-                str(k): LayerPrecision(_bits(v["weight_bits"]), _bits(v["activation_bits"]))
-                for k, v in _mapping(data, "precision").items()
-            }
-            return cls(
-                heads=_mapping(data, "heads"),
-                channels=_mapping(data, "channels"),
-                precision=precision,
-                distillation=Distillation(**_mapping(data, "distillation")),
-                importance=data.get("importance", "magnitude"),
-                front_end=FrontEndChoice(**_mapping(data, "front_end")),
-            )
+            if data["format"] == RECIPE_V1:
+                return _from_v1(data)
+            unknown = set(data) - {"format", "paretone_version", "operators"}
+            if unknown:
+                raise ConfigError(f"recipe has unknown field(s) {', '.join(sorted(unknown))}")
+            entries = mapping(data.get("operators", {}), "recipe operators")
+            return cls(tuple(OPERATORS.named(key).from_entry(entry) for key, entry in entries.items()))
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
             raise ConfigError(f"malformed recipe ({exc!r}); compare it with Recipe.to_dict output") from None
-
-
-def _mapping(data: dict[str, Any], key: str) -> dict[str, Any]:
-    value = data.get(key, {})
-    if not isinstance(value, dict):
-        raise ValueError(f"{key} must be an object, got {type(value).__name__}")
-    return {str(k): v for k, v in value.items()}
 
 
 def _bits(value: Any) -> int | None:
@@ -202,3 +136,27 @@ def _bits(value: Any) -> int | None:
     if isinstance(value, bool) or not isinstance(value, int):
         raise ValueError(f"bit-width {value!r} is not a whole number or null")
     return value
+
+
+def _from_v1(data: Mapping[str, Any]) -> Recipe:
+    """A ``paretone.recipe/1`` dict: top-level heads, channels, precision (bits), distillation,
+    importance and front_end."""
+    known = {"format", "paretone_version", "heads", "channels", "precision", "distillation"}
+    unknown = set(data) - known - {"importance", "front_end"}
+    if unknown:
+        raise ConfigError(f"recipe has unknown field(s) {', '.join(sorted(unknown))}")
+    formats = {}
+    for layer, bits in mapping(data.get("precision", {}), "precision").items():
+        bits = mapping(bits, f"precision[{layer!r}]")
+        formats[layer] = format_for_bits(_bits(bits["weight_bits"]), _bits(bits["activation_bits"]))
+    importance = data.get("importance", "magnitude")
+    if not isinstance(importance, str):
+        raise ConfigError(f"importance {importance!r} unknown")
+    return Recipe.of(
+        FrontEnd.from_entry(data.get("front_end", {})),
+        Prune(
+            mapping(data.get("heads", {}), "heads"), mapping(data.get("channels", {}), "channels"), importance
+        ),
+        Quantize(formats),
+        Distill.from_entry(data.get("distillation", {})),
+    )

@@ -2,38 +2,57 @@
 
 A student folder is an ordinary model checkpoint (config.json holds the pruned architecture,
 weights.safetensors the weights, including activation ranges) plus recipe.json, from which the
-fake-quantized layers are rebuilt; nothing else is needed and nothing is unpickled.
+operators' module transforms (fake-quantized layers) are rebuilt; nothing else is needed and
+nothing is unpickled.
 """
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from paretone._io import write_json
+from paretone._io import read_json, write_json
 from paretone.audio import WaveformSet
-from paretone.compress._fake_quant import ActivationQuantizer, attach_fake_quant
-from paretone.compress._prune import importance_scores, prune
+from paretone.compress._fake_quant import ActivationQuantizer
+from paretone.compress._prune import Prune
 from paretone.compress._recipe import Recipe
 from paretone.errors import CheckpointError, ConfigError
-from paretone.models import AudioModel, LoadedModel, load_model, save_model
+from paretone.models import AudioModel, LoadedModel, family_of, load_model, save_model
+from paretone.tasks import CLASSIFICATION, Task
 
 RECIPE_FILE = "recipe.json"
 
 
-def apply(recipe: Recipe, teacher: AudioModel, *, data: WaveformSet | None = None) -> AudioModel:
-    """The student ``recipe`` describes: pruned by importance, fake-quantized, teacher untouched.
+def apply(
+    recipe: Recipe, teacher: AudioModel, *, data: WaveformSet | None = None, task: Task = CLASSIFICATION
+) -> AudioModel:
+    """The student ``recipe`` describes, teacher untouched: its architecture planned by the
+    operators, the teacher's best structures sliced in by the family, then each operator's module
+    transform (fake quantization) in order.
 
-    ``data`` (a few batches of training clips) is needed by the ``taylor`` criterion and, when the
-    recipe quantizes activations, to set their initial ranges.
+    ``data`` (a few batches of training clips) is needed by data-driven importance criteria and,
+    when the recipe quantizes activations, to set their initial ranges.
     """
-    recipe.check(teacher.structure())
-    scores = importance_scores(teacher, recipe.importance, data)
-    student = attach_fake_quant(prune(teacher, recipe, scores), dict(recipe.precision))
+    structure = teacher.structure()
+    recipe.check(structure)
+    family = family_of(teacher.config)
+    plan = recipe.plan(structure)
+    config = family.student_config(teacher.config, kept=plan.kept, front_end=plan.front_end)
+    kept = {u.name: plan.kept.get(u.name, u.size) for u in structure.prunable}
+    keep = recipe.get(Prune).keep_indices(teacher, kept, data, task)
+    state = {k: v.detach().clone() for k, v in teacher.state_dict().items()}
+    family.slice(teacher.config, config, keep, state)
+    student = family.build(config)
+    # The front-end holds constants only: the student's own, which may differ from the teacher's.
+    state = {k: v for k, v in state.items() if not k.startswith("front_end.")}
+    state |= {k: v for k, v in student.state_dict().items() if k.startswith("front_end.")}
+    student.load_state_dict(state, strict=True)
+    student.train(teacher.training)
+    for op in recipe.operators:
+        student = op.transform(student)
     if data is not None:
         calibrate_activations(student, data.waveforms[:256])
     return student
@@ -61,9 +80,10 @@ def save_student(
     recipe: Recipe,
     *,
     labels: tuple[str, ...],
+    task: str = CLASSIFICATION.name,
     metadata: dict[str, Any] | None = None,
 ) -> Path:
-    out = save_model(directory, student, labels=labels, metadata=metadata)
+    out = save_model(directory, student, labels=labels, task=task, metadata=metadata)
     write_json(out / RECIPE_FILE, recipe.to_dict())
     return out
 
@@ -72,17 +92,20 @@ def load_student(directory: str | os.PathLike[str]) -> tuple[LoadedModel, Recipe
     """Rebuild a student saved by ``save_student``: identical outputs, no pickle."""
     path = Path(directory) / RECIPE_FILE
     try:
-        recipe = Recipe.from_dict(json.loads(path.read_text(encoding="utf-8")))
-    except FileNotFoundError:
-        raise CheckpointError(f"{path}: missing; a student folder holds {RECIPE_FILE}") from None
-    except (json.JSONDecodeError, UnicodeDecodeError, ConfigError) as exc:
-        raise CheckpointError(f"{path}: {exc}") from None
+        recipe = Recipe.from_dict(
+            read_json(path, missing=f"a student folder holds {RECIPE_FILE}", fix="re-create the student")
+        )
+    except ConfigError as exc:
+        raise CheckpointError(str(exc)) from None
 
     def prepare(model: AudioModel) -> AudioModel:
-        try:
-            recipe.check(model.structure())
-        except ConfigError as exc:
-            raise CheckpointError(f"{path}: does not fit the model in config.json: {exc}") from None
-        return attach_fake_quant(model, dict(recipe.precision))
+        # The student's structure is already the pruned one: only the module transforms remain.
+        recipe.check(model.structure())
+        for op in recipe.operators:
+            model = op.transform(model)
+        return model
 
-    return load_model(directory, prepare=prepare), recipe
+    try:
+        return load_model(directory, prepare=prepare), recipe
+    except ConfigError as exc:
+        raise CheckpointError(f"{path}: does not fit the model in config.json: {exc}") from None

@@ -3,15 +3,22 @@
 Plain, picklable arguments and results, so that the search can run them inside Ray workers.
 """
 
-from paretone.evaluators._classify import classify_files
-from paretone.evaluators._evaluate import STUDENT_ONNX, evaluate
-from paretone.evaluators._trial import TeacherContext, TrialEvaluator, load_context, resolve_splits
+from paretone.evaluators._evaluate import STUDENT_ENTRIES, STUDENT_ONNX, claim_student_folder, evaluate
+from paretone.evaluators._trial import (
+    TeacherContext,
+    TrialEvaluator,
+    TrialResult,
+    load_context,
+    resolve_splits,
+)
 
 __all__ = [
+    "STUDENT_ENTRIES",
     "STUDENT_ONNX",
     "TeacherContext",
     "TrialEvaluator",
-    "classify_files",
+    "TrialResult",
+    "claim_student_folder",
     "evaluate",
     "load_context",
     "resolve_splits",

@@ -1,46 +1,49 @@
 """One compressed candidate, end to end: recipe -> fine-tuned student -> metrics and artifacts.
 
-Takes plain arguments (paths, a recipe) and returns a plain dict, so that it can later run inside
-a Ray task unchanged.
+Takes plain arguments (paths, a recipe) and returns a plain dict (also written as metrics.json).
 """
 
 from __future__ import annotations
 
 import os
 import time
-from pathlib import Path
 from typing import Any
 
+import torch
 from rich.progress import Progress
 
-from paretone import __version__
 from paretone._io import write_json
-from paretone.compress import (
-    Recipe,
-    apply,
-    export_compressed,
-    export_onnx,
-    onnx_logits,
-    save_student,
-    teacher_logits,
-)
+from paretone._outputs import OutputFolder
+from paretone._version import __version__
+from paretone.compress import RECIPE_FILE, Recipe, apply, export_compressed, save_student, teacher_logits
 from paretone.evaluators._trial import load_context
-from paretone.hw_models import measure_latencies
-from paretone.models import count_complexity
-from paretone.training import TrainConfig, accuracy, distil, predict_logits
+from paretone.models import CONFIG_FILE, WEIGHTS_FILE, count_complexity, export_onnx
+from paretone.runtime import measure_latencies, run_logits
+from paretone.training import METRICS_FILE, ONNX_FILE, TrainConfig, distil, predict_logits
 
-STUDENT_ONNX = "model.onnx"
+STUDENT_ONNX = ONNX_FILE
+STUDENT_ENTRIES = (CONFIG_FILE, WEIGHTS_FILE, RECIPE_FILE, STUDENT_ONNX, METRICS_FILE)
+
+
+def claim_student_folder(
+    out_dir: str | os.PathLike[str], *, teacher_dir: str | os.PathLike[str], overwrite: bool = False
+) -> OutputFolder:
+    """Check, before any work, that a student may be written to ``out_dir`` (never the teacher's own)."""
+    return OutputFolder.claim(
+        out_dir, command="compress", entries=STUDENT_ENTRIES, overwrite=overwrite, inputs=(teacher_dir,)
+    )
 
 
 def evaluate(
     recipe: Recipe,
     teacher_dir: str | os.PathLike[str],
-    out_dir: str | os.PathLike[str],
+    out_dir: str | os.PathLike[str] | OutputFolder,
     *,
     data: str | os.PathLike[str] | None = None,
     split: str | None = None,
     train_config: TrainConfig | None = None,
     latency_threads: int = 1,
+    overwrite: bool = False,
     progress: Progress | None = None,
 ) -> dict[str, Any]:
     """Compress the teacher in ``teacher_dir`` by ``recipe``, distil, export and measure.
@@ -50,12 +53,22 @@ def evaluate(
     Writes the student checkpoint, recipe.json, model.onnx and metrics.json to ``out_dir``.
     """
     started = time.perf_counter()
-    out = Path(out_dir)
+    folder = (
+        out_dir
+        if isinstance(out_dir, OutputFolder)
+        else claim_student_folder(out_dir, teacher_dir=teacher_dir, overwrite=overwrite)
+    )
     context = load_context(teacher_dir, data=data, split=split, progress=progress)
-    teacher, teacher_path, splits, sets = context.teacher, context.teacher_path, context.splits, context.sets
-
-    student = apply(recipe, teacher, data=sets.train)
-    cached = teacher_logits(teacher, sets.train, cache_dir=teacher_path / "cache")
+    recipe.check(context.teacher.structure())
+    teacher, teacher_path, splits, sets, task = (
+        context.teacher,
+        context.teacher_path,
+        context.splits,
+        context.sets,
+        context.task,
+    )
+    student = apply(recipe, teacher, data=sets.train, task=task)
+    cached = teacher_logits(teacher, sets.train, cache_dir=context.cache_dir)
     config = train_config or TrainConfig.for_finetuning()
     fit_result = distil(
         student,
@@ -64,38 +77,37 @@ def evaluate(
         cached,
         recipe.distillation,
         config.without_augmentation(),
+        task=task,
         progress=progress,
     )
-
+    out = folder.begin()
     save_student(
-        out,
-        student,
-        recipe,
-        labels=context.labels,
-        metadata=context.student_metadata(),
+        out, student, recipe, labels=context.labels, task=task.name, metadata=context.student_metadata()
     )
     onnx_path = out / STUDENT_ONNX
     deployment = export_compressed(student, recipe, onnx_path, calibration=sets.train.waveforms[:64])
-    teacher_onnx = teacher_path / "model.onnx"
+    teacher_onnx = teacher_path / ONNX_FILE
     if not teacher_onnx.is_file():
         export_onnx(teacher, teacher_onnx)
-    ort_logits = onnx_logits(onnx_path, sets.test.waveforms, threads=latency_threads)
+    ort_logits = torch.from_numpy(run_logits(onnx_path, sets.test.waveforms.numpy(), threads=latency_threads))
     torch_logits = predict_logits(student, sets.test)
     student_c, teacher_c = count_complexity(student), count_complexity(teacher)
     teacher_latency, student_latency = measure_latencies([teacher_onnx, onnx_path], threads=latency_threads)
     latency = {"teacher": teacher_latency.latency_ms, "student": student_latency.latency_ms}
+    targets = sets.test.targets
     metrics = {
         "paretone_version": __version__,
+        "task": task.name,
         "recipe": recipe.to_dict(),
         "split": splits.name,
-        "accuracy": {
-            "validation": fit_result.best_validation_accuracy,
-            "test": accuracy(student, sets.test),
-            "teacher_test": accuracy(teacher, sets.test),
-            "onnx_test": (ort_logits.argmax(1) == sets.test.targets).float().mean().item(),
+        task.metric: {
+            "validation": fit_result.best_validation_score,
+            "test": task.score(torch_logits, targets),
+            "teacher_test": task.score(predict_logits(teacher, sets.test), targets),
+            "onnx_test": task.score(ort_logits, targets),
         },
         "onnx_agreement": {
-            "top1": (ort_logits.argmax(1) == torch_logits.argmax(1)).float().mean().item(),
+            "top1": task.agreement(ort_logits, torch_logits),
             "max_abs_logit_diff": (ort_logits - torch_logits).abs().max().item(),
         },
         "params": {"student": student_c.params, "teacher": teacher_c.params},
@@ -109,5 +121,5 @@ def evaluate(
         "finetune": {"epochs_run": len(fit_result.history), "best_epoch": fit_result.best_epoch},
         "seconds": round(time.perf_counter() - started, 1),
     }
-    write_json(out / "metrics.json", metrics)
+    write_json(out / METRICS_FILE, metrics)
     return metrics

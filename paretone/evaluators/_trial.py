@@ -20,7 +20,21 @@ from paretone.audio import Splits, SplitSets, load_splits, make_splits, open_dat
 from paretone.compress import Recipe, apply, save_student, teacher_logits
 from paretone.errors import CheckpointError
 from paretone.models import AudioModel, LoadedModel, count_complexity, load_model
-from paretone.training import TrainConfig, distil
+from paretone.tasks import Task, task_named
+from paretone.training import CACHE_DIR, TrainConfig, distil
+
+
+@dataclass(frozen=True)
+class TrialResult:
+    """What fine-tuning one candidate gave: the task's validation metric and the student's size."""
+
+    score: float
+    epochs_run: int
+    best_epoch: int
+    params: int
+    macs: int
+    artifacts: str  # the student's folder
+    seconds: float
 
 
 @dataclass
@@ -33,6 +47,11 @@ class TeacherContext:
     splits: Splits
     sets: SplitSets
     data_info: dict[str, Any]  # the teacher's data settings (root, layout, split)
+    task: Task
+
+    @property
+    def cache_dir(self) -> Path:
+        return self.teacher_path / CACHE_DIR
 
     def student_metadata(self) -> dict[str, Any]:
         return {"data": {**self.data_info, "split": self.splits.name}, "teacher": str(self.teacher_path)}
@@ -68,7 +87,15 @@ def load_context(
     loaded, splits = resolve_splits(teacher_dir, data=data, split=split)
     sets = load_splits(splits, loaded.labels, loaded.model.config.front_end, progress=progress)
     data_info = loaded.metadata.get("data", {})
-    return TeacherContext(Path(teacher_dir), loaded.model.eval(), loaded.labels, splits, sets, data_info)
+    return TeacherContext(
+        Path(teacher_dir),
+        loaded.model.eval(),
+        loaded.labels,
+        splits,
+        sets,
+        data_info,
+        task_named(loaded.task),
+    )
 
 
 class TrialEvaluator:
@@ -88,18 +115,17 @@ class TrialEvaluator:
 
     def fine_tune(
         self, recipe: dict[str, Any], *, epochs: int, out_dir: str | os.PathLike[str]
-    ) -> dict[str, Any]:
-        """Distil the student for ``epochs``, save it to ``out_dir``, return its validation metrics.
+    ) -> TrialResult:
+        """Distil the student for ``epochs``, save it to ``out_dir``, return its validation metrics
+        (``score``: the task's metric at the best epoch).
 
         Raises FloatingPointError on a non-finite loss (the trial fails with that reason).
         """
         started = time.perf_counter()
         context, parsed = self.context, Recipe.from_dict(recipe)
         if self._logits is None:
-            self._logits = teacher_logits(
-                context.teacher, context.sets.train, cache_dir=context.teacher_path / "cache"
-            )
-        student = apply(parsed, context.teacher, data=context.sets.train)
+            self._logits = teacher_logits(context.teacher, context.sets.train, cache_dir=context.cache_dir)
+        student = apply(parsed, context.teacher, data=context.sets.train, task=context.task)
         result = distil(
             student,
             context.sets.train,
@@ -107,15 +133,23 @@ class TrialEvaluator:
             self._logits,
             parsed.distillation,
             TrainConfig.for_finetuning(epochs),
+            task=context.task,
         )
-        save_student(out_dir, student, parsed, labels=context.labels, metadata=context.student_metadata())
+        save_student(
+            out_dir,
+            student,
+            parsed,
+            labels=context.labels,
+            task=context.task.name,
+            metadata=context.student_metadata(),
+        )
         complexity = count_complexity(student)
-        return {
-            "accuracy": result.best_validation_accuracy,
-            "epochs_run": len(result.history),
-            "best_epoch": result.best_epoch,
-            "params": complexity.params,
-            "macs": complexity.macs,
-            "artifacts": str(out_dir),
-            "seconds": round(time.perf_counter() - started, 1),
-        }
+        return TrialResult(
+            score=result.best_validation_score,
+            epochs_run=len(result.history),
+            best_epoch=result.best_epoch,
+            params=complexity.params,
+            macs=complexity.macs,
+            artifacts=str(out_dir),
+            seconds=round(time.perf_counter() - started, 1),
+        )

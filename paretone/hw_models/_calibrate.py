@@ -8,11 +8,11 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from paretone.hw_models import _kit_runner
 from paretone.hw_models._kit import Progress, merge_results, random_models, read_results, write_kit
 from paretone.hw_models._profile import DeviceProfile, is_outdated, profile_path
 from paretone.hw_models._sweep import calibration_kernels
 from paretone.models import AudioModel
+from paretone.runtime import _kit_runner
 
 CALIBRATION_SEED = 0  # whole models for fitting; validation uses other seeds
 

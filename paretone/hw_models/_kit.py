@@ -24,12 +24,11 @@ import torch
 from paretone._io import read_format_json, write_atomic, write_json
 from paretone.compress import Recipe, apply, calibrate_activations, export_compressed
 from paretone.errors import ConfigError
-from paretone.hw_models import _kit_runner
-from paretone.hw_models._kernels import Kernel, recipe_kernels
-from paretone.hw_models._micro import empty_model, micro_model
+from paretone.hw_models._micro import micro_model
 from paretone.hw_models._profile import DeviceProfile, KernelMeasurement, ModelMeasurement
 from paretone.hw_models._sweep import random_recipe
-from paretone.models import AudioModel
+from paretone.models import AudioModel, Kernel
+from paretone.runtime import _kit_runner, empty_model
 
 RUNNER_FILE = "run_kit.py"
 Progress = Callable[[str, int, int], None]  # (stage, done, total)
@@ -50,9 +49,7 @@ def random_models(teacher: AudioModel, count: int, *, seed: int, prefix: str) ->
     models = []
     for i in range(count):
         recipe = random_recipe(structure, rng)
-        models.append(
-            KitModel(f"{prefix}-{seed}-{i:03d}", recipe, tuple(recipe_kernels(teacher.config, recipe)))
-        )
+        models.append(KitModel(f"{prefix}-{seed}-{i:03d}", recipe, tuple(recipe.kernels(teacher.config))))
     return models
 
 

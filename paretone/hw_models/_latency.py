@@ -19,9 +19,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from paretone.errors import ConfigError
-from paretone.hw_models._kernels import Kernel
 from paretone.hw_models._profile import DeviceProfile
 from paretone.hw_models._regress import fit_by_group
+from paretone.models import Kernel
 
 MIN_MODELS_FOR_CORRECTION = 4
 

@@ -18,15 +18,15 @@ import numpy as np
 from sklearn.linear_model import LinearRegression
 
 from paretone.errors import ConfigError
-from paretone.hw_models._kernels import QUANTIZABLE_KINDS, Kernel
 from paretone.hw_models._profile import DeviceProfile
 from paretone.hw_models._regress import fit_by_group
+from paretone.models import Kernel
 
 MIN_MODELS = 4
 
 
 def _group(kernel: Kernel) -> str:
-    return f"{QUANTIZABLE_KINDS.get(kernel.kind, kernel.kind)}/{kernel.format}"
+    return f"{kernel.layer_kind or kernel.kind}/{kernel.format}"
 
 
 @dataclass(frozen=True)

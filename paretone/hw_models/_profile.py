@@ -11,22 +11,39 @@ describe different devices, so extending a profile with them is refused.
 
 from __future__ import annotations
 
-import json
+import math
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from paretone import __version__
-from paretone._io import read_format_json, write_json
+from paretone._io import read_format_json, read_json, write_json
+from paretone._version import __version__
 from paretone.errors import ConfigError
-from paretone.hw_models._kernels import Kernel
+from paretone.models import Kernel
 
 PROFILE_FORMAT = "paretone.device-profile/2"  # /2: front-end kernels are timed per implementation
 OLD_PROFILE_FORMATS = ("paretone.device-profile/1",)
 PROFILE_FILE = "profile.json"
 # fingerprint fields that must agree for two sets of measurements to describe one device
 IDENTITY_FIELDS = ("cpu", "machine", "system", "onnxruntime", "threads")
+
+
+def _positive(value: Any, what: str) -> float:
+    """A measured time: a finite positive number (a profile holding anything else predicts nonsense)."""
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, int | float)
+        or not (math.isfinite(value) and value > 0)
+    ):
+        raise ValueError(f"{what}: latency_ms {value!r} is not a positive finite number")
+    return float(value)
+
+
+def _bytes(value: Any, what: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise ValueError(f"{what}: a byte count {value!r} is not a non-negative whole number")
+    return value
 
 
 @dataclass(frozen=True)
@@ -40,7 +57,8 @@ class KernelMeasurement:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> KernelMeasurement:
-        return cls(Kernel.from_dict(data), float(data["latency_ms"]), int(data["file_bytes"]))
+        kernel = Kernel.from_dict(data)
+        return cls(kernel, _positive(data["latency_ms"], kernel.key), _bytes(data["file_bytes"], kernel.key))
 
 
 @dataclass(frozen=True)
@@ -68,12 +86,16 @@ class ModelMeasurement:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> ModelMeasurement:
+        name = str(data["name"])
+        kernels = tuple(Kernel.from_dict(k) for k in data["kernels"])
+        if not kernels:
+            raise ValueError(f"model {name} lists no kernels")
         return cls(
-            name=str(data["name"]),
-            kernels=tuple(Kernel.from_dict(k) for k in data["kernels"]),
-            latency_ms=float(data["latency_ms"]),
-            file_bytes=int(data["file_bytes"]),
-            peak_bytes=None if data.get("peak_bytes") is None else int(data["peak_bytes"]),
+            name=name,
+            kernels=kernels,
+            latency_ms=_positive(data["latency_ms"], name),
+            file_bytes=_bytes(data["file_bytes"], name),
+            peak_bytes=None if data.get("peak_bytes") is None else _bytes(data["peak_bytes"], name),
             source=str(data.get("source", "calibration")),
             recipe=data.get("recipe"),
         )
@@ -137,12 +159,23 @@ class DeviceProfile:
             fix="re-run `paretone calibrate`",
         )
         try:
-            profile = cls(str(data["device"]), dict(data["fingerprint"]), dict(data.get("baseline", {})))
+            baseline = dict(data.get("baseline", {}))
+            for key, number in baseline.items():
+                if (
+                    isinstance(number, bool)
+                    or not isinstance(number, int | float)
+                    or not (math.isfinite(number) and number >= 0)
+                ):
+                    raise ValueError(f"baseline {key} {number!r} is not a non-negative finite number")
+            profile = cls(str(data["device"]), dict(data["fingerprint"]), baseline)
+            if not isinstance(profile.fingerprint.get("threads"), int) or profile.threads < 1:
+                raise ValueError("fingerprint.threads must be a positive whole number")
             profile.add_kernels([KernelMeasurement.from_dict(k) for k in data.get("kernels", [])])
             profile.add_models([ModelMeasurement.from_dict(m) for m in data.get("models", [])])
-        except (KeyError, TypeError, ValueError) as exc:
+        except (KeyError, TypeError, ValueError, ConfigError) as exc:
+            detail = exc.args[0] if exc.args else type(exc).__name__
             raise ConfigError(
-                f"{path}: malformed device profile ({exc!r}); re-run `paretone calibrate`"
+                f"{path}: malformed device profile ({detail}); re-run `paretone calibrate` for this device"
             ) from None
         return profile
 
@@ -150,8 +183,8 @@ class DeviceProfile:
 def is_outdated(path: str | os.PathLike[str]) -> bool:
     """True for a profile in a format an older paretone wrote (recalibrating replaces it)."""
     try:
-        data = json.loads(Path(path).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+        data = read_json(path, missing="", fix="")
+    except ConfigError:
         return False
     return isinstance(data, dict) and data.get("format") in OLD_PROFILE_FORMATS
 

@@ -17,7 +17,7 @@ import numpy as np
 from sklearn.ensemble import ExtraTreesRegressor
 from sklearn.linear_model import LinearRegression
 
-from paretone.hw_models._kernels import Kernel
+from paretone.models import Kernel
 
 
 def _latency_features(kernel: Kernel) -> list[float]:

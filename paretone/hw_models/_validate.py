@@ -19,14 +19,12 @@ import numpy as np
 
 from paretone.compress import Recipe
 from paretone.errors import ConfigError
-from paretone.hw_models import _kit_runner
-from paretone.hw_models._kernels import Kernel
 from paretone.hw_models._kit import Progress, export_model, random_models
 from paretone.hw_models._latency import LatencyModel
-from paretone.hw_models._measure import measure_latencies, measure_peak_bytes
 from paretone.hw_models._memory import MemoryModel
 from paretone.hw_models._profile import DeviceProfile, ModelMeasurement
-from paretone.models import AudioModel
+from paretone.models import AudioModel, Kernel
+from paretone.runtime import _kit_runner, measure_latencies, measure_peak_bytes
 
 VALIDATION_SEED = 1000  # far from the calibration seed: no model is in both sets
 

@@ -1,22 +1,44 @@
-"""Models built to be compressed: an AST and a CNN, each naming its prunable and quantizable parts.
+"""Model families built to be compressed, each naming its prunable and quantizable parts.
 
-Knows nothing of compression or search.
+A family (``Family``) owns everything about one kind of model; families are registered by name
+(``FAMILIES``) and found from a configuration's ``family`` field. Knows nothing of compression or
+search.
 """
 
-from paretone.models._ast import AST
+from paretone.models._ast import AST, AST_FAMILY, ASTBlockConfig, ASTConfig
 from paretone.models._base import AudioModel, MatMul
-from paretone.models._checkpoint import CHECKPOINT_FORMAT, LoadedModel, load_model, save_model
-from paretone.models._cnn import CNN
+from paretone.models._checkpoint import (
+    CHECKPOINT_FORMAT,
+    CONFIG_FILE,
+    WEIGHTS_FILE,
+    LoadedModel,
+    load_model,
+    read_header,
+    save_model,
+)
+from paretone.models._cnn import CNN, CNN_FAMILY, CNNBlockConfig, CNNConfig
 from paretone.models._complexity import Complexity, count_complexity
-from paretone.models._config import (
+from paretone.models._family import Elementwise, Family, SizeOption
+from paretone.models._kernels import (
+    KERNEL_KINDS,
+    LAYER_NODE,
+    Kernel,
+    KernelKind,
+    LayerKernel,
+    front_end_kernel,
+    register_kernel_kind,
+    width_grid,
+)
+from paretone.models._onnx import export_onnx, weight_nodes
+from paretone.models._registry import (
     FAMILIES,
-    ASTBlockConfig,
-    ASTConfig,
-    CNNBlockConfig,
-    CNNConfig,
-    ModelConfig,
+    build_model,
     config_from_dict,
     config_to_dict,
+    family_named,
+    family_of,
+    model_kernels,
+    register_family,
 )
 from paretone.models._structure import (
     ATTENTION_HEADS,
@@ -29,38 +51,53 @@ from paretone.models._structure import (
     QuantizableLayer,
 )
 
-
-def build_model(config: ModelConfig) -> AudioModel:
-    """Instantiate the model class that ``config`` describes (randomly initialised)."""
-    return AST(config) if isinstance(config, ASTConfig) else CNN(config)
-
-
 __all__ = [
     "AST",
+    "AST_FAMILY",
     "ATTENTION_HEADS",
     "CHECKPOINT_FORMAT",
     "CNN",
+    "CNN_FAMILY",
+    "CONFIG_FILE",
     "CONV_FILTERS",
     "FAMILIES",
     "FFN_CHANNELS",
+    "KERNEL_KINDS",
+    "LAYER_NODE",
     "QK_CHANNELS",
     "V_CHANNELS",
+    "WEIGHTS_FILE",
     "ASTBlockConfig",
     "ASTConfig",
     "AudioModel",
     "CNNBlockConfig",
     "CNNConfig",
     "Complexity",
+    "Elementwise",
+    "Family",
+    "Kernel",
+    "KernelKind",
+    "LayerKernel",
     "LoadedModel",
     "MatMul",
-    "ModelConfig",
     "ModelStructure",
     "PrunableUnit",
     "QuantizableLayer",
+    "SizeOption",
     "build_model",
     "config_from_dict",
     "config_to_dict",
     "count_complexity",
+    "export_onnx",
+    "family_named",
+    "family_of",
+    "front_end_kernel",
     "load_model",
+    "model_kernels",
+    "read_header",
+    "register_family",
+    "register_kernel_kind",
     "save_model",
+    "weight_nodes",
+    "width_grid",
 ]

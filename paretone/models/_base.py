@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from typing import Any
 
 import torch
 from torch import nn
 
 from paretone.audio import LogMel
+from paretone.models._registry import family_of
 from paretone.models._structure import ModelStructure, QuantizableLayer
 
 
@@ -23,9 +25,11 @@ class AudioModel(nn.Module, ABC):
 
     Training code calls ``features`` and ``classify`` separately to augment the spectrogram in
     between; deployment calls ``forward``, so the exported graph starts at the raw waveform.
+    ``config`` is the family's frozen configuration; its family answers every structural question.
     """
 
     front_end: LogMel
+    config: Any
 
     def features(self, waveform: torch.Tensor) -> torch.Tensor:
         return self.front_end(waveform)
@@ -33,16 +37,17 @@ class AudioModel(nn.Module, ABC):
     @abstractmethod
     def classify(self, features: torch.Tensor) -> torch.Tensor: ...
 
-    @abstractmethod
-    def structure(self) -> ModelStructure: ...
+    def structure(self) -> ModelStructure:
+        return family_of(self.config).structure(self.config)
 
     def forward(self, waveform: torch.Tensor) -> torch.Tensor:
         return self.classify(self.features(waveform))
 
 
-def linear_layer(name: str, layer: nn.Linear) -> QuantizableLayer:
-    return QuantizableLayer(name, "linear", layer.in_features, layer.out_features, layer.weight.numel())
+def linear_layer(name: str, in_features: int, out_features: int) -> QuantizableLayer:
+    return QuantizableLayer(name, "linear", in_features, out_features, in_features * out_features)
 
 
-def conv_layer(name: str, layer: nn.Conv2d) -> QuantizableLayer:
-    return QuantizableLayer(name, "conv2d", layer.in_channels, layer.out_channels, layer.weight.numel())
+def conv_layer(name: str, in_channels: int, out_channels: int, kernel: tuple[int, int]) -> QuantizableLayer:
+    params = in_channels * out_channels * kernel[0] * kernel[1]
+    return QuantizableLayer(name, "conv2d", in_channels, out_channels, params)

@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from paretone.audio import FrontEndConfig
+from paretone.errors import ConfigError
 
 # Kinds of prunable unit. Each removes whole rows/columns of the named modules' weights.
 ATTENTION_HEADS = "attention_heads"  # whole heads of q, k, v and o at once
@@ -50,3 +51,10 @@ class ModelStructure:
             if unit.name == name:
                 return unit
         raise KeyError(f"no prunable unit named {name!r}")
+
+
+def positive(owner: str, **values: float) -> None:
+    """ConfigError unless every value is a positive number (configs call it in ``__post_init__``)."""
+    for name, value in values.items():
+        if isinstance(value, bool) or not isinstance(value, int | float) or not value > 0:
+            raise ConfigError(f"{owner}.{name} must be positive, got {value!r}")

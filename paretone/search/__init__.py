@@ -1,46 +1,60 @@
-"""The search: Optuna study, Ray driver, budgets, heartbeats, resume and Pareto selection.
+"""The search: the Optuna study, its budget, screening by predicted cost, the Ray driver,
+heartbeats and resume, and the study read back as candidates.
 
-The only room that imports Optuna and Ray together.
+The only room that imports Optuna and Ray together; its attributes are defined in ``_attrs``.
 """
 
-from paretone.search._budget import Budget
-from paretone.search._driver import Driver, SearchSettings, SearchSummary
+from paretone.search._attrs import DIRECTIONS, Objectives, Predicted, StudyInfo, feasible, study_folder
+from paretone.search._budget import DEFAULT_LATENCY_FRACTION, Budget, ResolvedBudget
+from paretone.search._costs import CostModel
+from paretone.search._driver import (
+    Driver,
+    SearchProgress,
+    SearchSettings,
+    SearchSummary,
+    check_resumable,
+    tally,
+)
 from paretone.search._front import (
     Candidate,
     candidates,
     hypervolume,
     hypervolume_history,
-    load_study,
     pareto_candidates,
+    within,
 )
-from paretone.search._pareto import ParetoReport, pareto_report
-from paretone.search._pick import OverBudgetError, PickSettings, pick
-from paretone.search._run import LOCAL_DEVICE, ensure_profile, run_search
+from paretone.search._liveness import Liveness
+from paretone.search._run import LOCAL_DEVICE, ensure_profile, precheck, run_search
 from paretone.search._study import (
-    DIRECTIONS,
-    OBJECTIVES,
     SAMPLERS,
+    check_storage,
     default_storage,
-    feasible,
+    load_study,
     make_sampler,
     make_storage,
     open_study,
 )
 
 __all__ = [
+    "DEFAULT_LATENCY_FRACTION",
     "DIRECTIONS",
     "LOCAL_DEVICE",
-    "OBJECTIVES",
     "SAMPLERS",
     "Budget",
     "Candidate",
+    "CostModel",
     "Driver",
-    "OverBudgetError",
-    "ParetoReport",
-    "PickSettings",
+    "Liveness",
+    "Objectives",
+    "Predicted",
+    "ResolvedBudget",
+    "SearchProgress",
     "SearchSettings",
     "SearchSummary",
+    "StudyInfo",
     "candidates",
+    "check_resumable",
+    "check_storage",
     "default_storage",
     "ensure_profile",
     "feasible",
@@ -51,7 +65,9 @@ __all__ = [
     "make_storage",
     "open_study",
     "pareto_candidates",
-    "pareto_report",
-    "pick",
+    "precheck",
     "run_search",
+    "study_folder",
+    "tally",
+    "within",
 ]

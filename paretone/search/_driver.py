@@ -1,45 +1,44 @@
-"""The search driver: asks Optuna for candidates, predicts their cost, fine-tunes on Ray, tells.
+"""The search loop: ask Optuna for candidates, screen them by predicted cost, fine-tune on Ray, tell.
 
 One driver process does every ``ask`` and ``tell`` (so SQLite is safe); Ray workers only compute.
-Candidates whose predicted latency or memory breaks the budget are never fine-tuned: the driver
-tells them at once (predicted costs, accuracy 0, constraints violated) and Optuna's constrained
-samplers rank them by how far over budget they are. The driver
-stamps a heartbeat on every trial it runs; a later ``--resume`` fails the trials a dead driver left
-RUNNING (stale heartbeat) and retries each once.
+Candidates whose predicted cost breaks the budget are never fine-tuned: the driver tells them at
+once (predicted costs, score 0, constraints violated) and Optuna's constrained samplers rank them
+by how far over budget they are. Heartbeats and stale-trial recovery are ``Liveness``'s; costs
+are ``CostModel``'s; attributes are written through ``_attrs``.
 """
 
 from __future__ import annotations
 
-import json
 import math
 import time
-from collections.abc import Callable, Collection
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from optuna.trial import FrozenTrial, Trial, TrialState
 
-from paretone import __version__
-from paretone.compress import Recipe
 from paretone.errors import ConfigError
 from paretone.evaluators import resolve_splits
-from paretone.hw_models import (
-    Kernel,
-    LatencyModel,
-    MemoryModel,
-    MemoryPrediction,
-    model_kernels,
-    recipe_kernels,
+from paretone.hw_models import LatencyModel, MemoryModel
+from paretone.search._attrs import (
+    Objectives,
+    StudyInfo,
+    fine_tuned,
+    proposal_attrs,
+    result_attrs,
+    retried,
+    screened_attrs,
+    set_attrs,
+    study_folder,
+    warm_start_attrs,
+    warm_start_index,
 )
-from paretone.search._budget import Budget
+from paretone.search._budget import Budget, ResolvedBudget
+from paretone.search._costs import CostModel
 from paretone.search._front import Candidate, pareto_candidates
-from paretone.search._study import (
-    feasible,
-    make_sampler,
-    open_study,
-    set_running_attr,
-)
+from paretone.search._liveness import Liveness
+from paretone.search._study import SAMPLERS, make_sampler, open_study
 from paretone.search._workers import (
     TRIAL_MEMORY_BYTES,
     WorkerSetup,
@@ -49,9 +48,8 @@ from paretone.search._workers import (
     start_worker,
 )
 from paretone.spaces import SearchSpace, SpaceConfig
+from paretone.tasks import task_named
 
-Status = Callable[[dict[str, Any]], None]
-Running = tuple[Trial, Any, tuple[float, float]]  # (trial, worker, predicted (latency ms, memory bytes))
 MAX_WORKER_DEATHS = 5
 
 
@@ -79,8 +77,10 @@ class SearchSettings:
     max_screened_per_trial: int = 500  # over-budget candidates told per requested trial, then give up
 
     def __post_init__(self) -> None:
-        if self.trials < 1 or self.workers < 1 or self.epochs < 1:
-            raise ConfigError("--trials, --workers and --epochs must be >= 1")
+        for name in ("trials", "workers", "epochs"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ConfigError(f"--{name} must be a whole number >= 1, got {value!r}")
         if not (math.isfinite(self.worker_memory_mb) and self.worker_memory_mb > 0):
             raise ConfigError(f"--worker-memory-mb must be a positive number, got {self.worker_memory_mb}")
         if not self.stale_after_s >= 2 * self.heartbeat_s:  # also refuses NaN
@@ -88,10 +88,46 @@ class SearchSettings:
                 f"--stale-after-s must be at least {2 * self.heartbeat_s:g} s (two heartbeats), "
                 f"got {self.stale_after_s}"
             )
+        if self.sampler not in SAMPLERS:
+            raise ConfigError(f"sampler {self.sampler!r}: use one of {', '.join(SAMPLERS)}")
         if not self.study or any(c in self.study for c in "/\\") or self.study.startswith("."):
             raise ConfigError(
                 f"study name {self.study!r}: use letters, digits, '-' or '_' (it names a folder)"
             )
+
+    @property
+    def folder(self) -> Path:
+        """The study's own folder: its SQLite or journal file's, else ``runs_dir/study``."""
+        return study_folder(self.storage) or self.runs_dir / self.study
+
+    def trial_dir(self, number: int) -> Path:
+        return self.runs_dir / self.study / "trials" / f"{number:05d}"
+
+    def resume_hint(self) -> str:
+        """The command that continues this search, as it must be typed."""
+        parts = [
+            "paretone search",
+            f"--teacher {self.teacher}",
+            f"--study {self.study}",
+            f"--storage {self.storage}",
+            f"--trials {self.trials}",
+            *self.budget.flags(),
+            "--resume",
+        ]
+        return " ".join(parts)
+
+
+@dataclass(frozen=True)
+class SearchProgress:
+    """What the search reports after each event (for a progress bar or a log line)."""
+
+    finished: int
+    trials: int
+    running: int
+    failed: int
+    screened: int
+    front: int
+    best_score: float | None
 
 
 @dataclass(frozen=True)
@@ -102,28 +138,34 @@ class SearchSummary:
     failed: int
     screened: int  # over budget by prediction: told to Optuna without fine-tuning
     front: int
-    best_feasible_accuracy: float | None
-    budget_ms: float
+    best_score: float | None  # the best feasible validation metric
+    budget: ResolvedBudget
     seconds: float
 
 
-def _tally(trials: list[FrozenTrial]) -> tuple[int, int]:
+Status = Callable[[SearchProgress], None]
+
+
+@dataclass
+class _Running:
+    trial: Trial
+    worker: Any  # the Ray actor fine-tuning it
+    future: Any  # its pending result
+    costs: tuple[float, float]  # predicted (latency ms, peak bytes)
+
+
+def tally(trials: list[FrozenTrial]) -> tuple[int, int]:
     """(finished, screened): ``finished`` is what ``--trials`` counts, fine-tuned trials plus FAIL
     trials not retried. Candidates ``screened`` out by their predicted cost (COMPLETE, not
     fine-tuned) cost milliseconds and do not count, so a tight budget does not spend the count."""
     finished = screened = 0
     for t in trials:
         if t.state == TrialState.COMPLETE:
-            finished += bool(t.user_attrs.get("fine_tuned"))
-            screened += not t.user_attrs.get("fine_tuned")
+            finished += fine_tuned(t)
+            screened += not fine_tuned(t)
         elif t.state == TrialState.FAIL:
-            finished += not t.user_attrs.get("retried")
+            finished += not retried(t)
     return finished, screened
-
-
-def _memory_bytes(memory: MemoryPrediction) -> float:
-    """The memory objective: peak working memory if the profile measured it, else stored bytes."""
-    return float(memory.peak_bytes if memory.peak_bytes is not None else memory.model_bytes)
 
 
 class Driver:
@@ -136,217 +178,111 @@ class Driver:
         device: str,
         status: Status | None = None,
     ) -> None:
-        self.settings, self.latency, self.memory, self.device = settings, latency, memory, device
-        self._last_beat = 0.0
-        self._warm_starts_done = False
+        self.settings, self.device = settings, device
         self.status = status or (lambda _: None)
+        self._warm_starts_done = False
         loaded, _ = resolve_splits(settings.teacher, data=settings.data, split=settings.split)  # no audio
-        teacher = loaded.model
-        self.teacher_config = teacher.config
-        self.space = SearchSpace.build(teacher.structure(), settings.space)
-        teacher_kernels = model_kernels(teacher.config)
-        self.teacher_latency_ms = self.latency.predict(teacher_kernels).require_complete(device).latency_ms
-        self.budget_ms = settings.budget.latency_ms_for(self.teacher_latency_ms)
-        self._check_reachable()
+        self.task = task_named(loaded.task)
+        self.teacher_config = loaded.model.config
+        self.space = SearchSpace.build(loaded.model.structure(), settings.space)
+        self.costs = CostModel(self.teacher_config, latency=latency, memory=memory, device=device)
+        self.budget = settings.budget.resolve(self.costs.teacher_latency_ms)
+        self.costs.check_reachable(self.space, self.budget)
         self.study = open_study(
             settings.study,
             storage=settings.storage,
             sampler=make_sampler(settings.sampler, settings.seed),
             resume=settings.resume,
+            objective=self.task.objective,
+        )
+        self.liveness = Liveness(
+            self.study, heartbeat_s=settings.heartbeat_s, stale_after_s=settings.stale_after_s
         )
         self._stamp_or_check_study()
 
+    @property
+    def teacher_latency_ms(self) -> float:
+        return self.costs.teacher_latency_ms
+
     # -- set-up ------------------------------------------------------------------------------
 
-    def _check_reachable(self) -> None:
-        smallest = min(
-            self._costs(self.space.recipe(self.space.uniform(0.0, f, fe)))[1]
-            for f in ("float", "w8a8", "w4", "w8", "w2")
-            for fe in self.space.front_end_choices()
-        )
-        if self.budget_ms < smallest:
-            raise ConfigError(
-                f"latency budget {self.budget_ms:.3f} ms is unreachable: the smallest candidate of the "
-                f"space is predicted at {smallest:.3f} ms on {self.device} "
-                f"(teacher {self.teacher_latency_ms:.3f} ms); raise the budget"
+    def info(self) -> StudyInfo:
+        space = {k: v for k, v in self.space.to_dict().items() if k != "paretone_version"}
+        return StudyInfo(self.settings.teacher, space, self.budget, self.device, self.task.name)
+
+    def _stamp_or_check_study(self) -> None:
+        ours = self.info()
+        if not self.settings.resume:
+            starts = self.costs.warm_starts(self.space, self.budget) if self.settings.warm_start else []
+            info = StudyInfo(
+                ours.teacher, ours.space, ours.budget, ours.device, ours.task, warm_starts=tuple(starts)
             )
-
-    def _warm_start(self) -> list[dict[str, Any]]:
-        """Per format (w8a8, float, w4), the uniform candidate keeping the most that fits the budget
-        (with the finest front-end that lets it fit).
-
-        Drawn at random, almost every candidate breaks a tight budget (slow low-bit formats,
-        little pruning); starting from feasible points lets the sampler search around them
-        instead of screening hundreds of proposals first. Predictions only: microseconds.
-        """
-        starts = []
-        for fmt in ("w8a8", "float", "w4"):
-            params = self._largest_fitting(fmt)
-            if params is not None and params not in starts:
-                starts.append(params)
-        return starts
+            info.write(self.study, self.settings.folder)
+            return
+        check_resumable(self.study, ours, self.settings)
+        self.budget = StudyInfo.read(self.study, self.settings.folder).budget  # as the study resolved it
 
     def _enqueue_warm_start(self) -> None:
         """Enqueue the next unused warm start, unless a trial (a retry) is already waiting: Optuna
         serves waiting trials first come, first served, and a retry must not queue behind them."""
         if self._warm_starts_done or self.study.get_trials(deepcopy=False, states=(TrialState.WAITING,)):
             return
-        trials = self.study.get_trials(deepcopy=False)
-        used = {t.user_attrs["warm_start_index"] for t in trials if "warm_start_index" in t.user_attrs}
-        for index, params in enumerate(self.study.user_attrs.get("warm_starts", [])):
+        used = {warm_start_index(t) for t in self.study.get_trials(deepcopy=False)} - {None}
+        starts = StudyInfo.read(self.study, self.settings.folder).warm_starts
+        for index, params in enumerate(starts):
             if index not in used:
-                self.study.enqueue_trial(params, user_attrs={"warm_start": True, "warm_start_index": index})
+                self.study.enqueue_trial(params, user_attrs=warm_start_attrs(index))
                 return
         self._warm_starts_done = True
-
-    def _largest_fitting(self, fmt: str) -> dict[str, Any] | None:
-        for keep in (1 - i / 16 for i in range(16)):
-            for front_end in self.space.front_end_choices():
-                params = self.space.uniform(keep, fmt, front_end)
-                if self._costs(self.space.recipe(params))[3]:
-                    return params
-        return None
-
-    def _costs(self, recipe: Recipe) -> tuple[list[Kernel], float, MemoryPrediction, bool]:
-        """(kernels, predicted latency ms, memory prediction, within budget) of a candidate."""
-        kernels = recipe_kernels(self.teacher_config, recipe)
-        latency_ms = self.latency.predict(kernels).require_complete(self.device).latency_ms
-        memory = self.memory.predict(kernels)
-        constraints = self.settings.budget.constraints(
-            latency_ms, self.budget_ms, _memory_bytes(memory), memory.model_bytes
-        )
-        return kernels, latency_ms, memory, all(c <= 0 for c in constraints.values())
-
-    def _stamp_or_check_study(self) -> None:
-        space = {k: v for k, v in self.space.to_dict().items() if k != "paretone_version"}
-        identity = {"teacher": str(self.settings.teacher.resolve()), "space": space}
-        identity = json.loads(json.dumps(identity))  # as stored: tuples become lists
-        attrs = self.study.user_attrs
-        if "paretone" not in attrs:
-            self.study.set_user_attr("paretone", {"version": __version__, **identity})
-            self.study.set_user_attr(
-                "budget", {**self.settings.budget.to_dict(), "latency_ms": self.budget_ms}
-            )
-            self.study.set_user_attr("device", self.device)
-            self.study.set_user_attr("teacher_predicted_latency_ms", self.teacher_latency_ms)
-            self.study.set_user_attr("objectives", ["accuracy", "latency_ms", "memory_bytes"])
-            # kept in the study, enqueued one at a time (``_enqueue_warm_start``): retries go first
-            self.study.set_user_attr("warm_starts", self._warm_start() if self.settings.warm_start else [])
-            return
-        stored = attrs["paretone"]
-        if stored.get("teacher") != identity["teacher"] or stored.get("space") != identity["space"]:
-            raise ConfigError(
-                f"study {self.settings.study!r} was started with another teacher or search space; "
-                "resume it with the same --teacher and space settings, or start a new --study"
-            )
-        budget = attrs.get("budget", {})
-        if (
-            abs(float(budget.get("latency_ms", self.budget_ms)) - self.budget_ms) > 1e-9
-            or budget.get("memory_mb") != self.settings.budget.memory_mb
-            or budget.get("size_mb") != self.settings.budget.size_mb
-        ):
-            raise ConfigError(
-                f"study {self.settings.study!r} was started with budget {budget}; resume it with the same "
-                "--latency-budget-*, --memory-budget-mb and --size-budget-mb, or start a new --study"
-            )
 
     # -- bookkeeping -------------------------------------------------------------------------
 
     def counts(self) -> tuple[int, int]:
-        """(finished, screened) trials in storage, in one pass (see ``_tally``)."""
-        return _tally(self.study.get_trials(deepcopy=False))
+        """(finished, screened) trials in storage, in one pass (see ``tally``)."""
+        return tally(self.study.get_trials(deepcopy=False))
 
     def finished(self) -> int:
         return self.counts()[0]
 
-    def _fail(self, trial: Trial | FrozenTrial, reason: str, *, retry: bool) -> None:
-        """End a RUNNING trial as FAIL with ``reason``; retry it once (never a retry of a retry)."""
-        retry = retry and "retry_of" not in trial.user_attrs
-        set_attr = (
-            trial.set_user_attr
-            if isinstance(trial, Trial)
-            else (lambda k, v: set_running_attr(self.study, trial, k, v))
-        )
-        set_attr("fail_reason", reason)
-        set_attr("retried", retry)
-        self.study.tell(trial.number, state=TrialState.FAIL)
-        if retry:
-            self.study.enqueue_trial(dict(trial.params), user_attrs={"retry_of": trial.number})
-
-    def recover_stale(self, ours: Collection[int] = ()) -> int:
-        """Fail (and retry once) RUNNING trials, other than ``ours``, whose heartbeat is older than
-        ``stale_after_s``; return how many others are still alive (run by another driver)."""
-        now, alive = time.time(), 0
-        for trial in self.study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
-            if trial.number in ours:
-                continue
-            start = trial.datetime_start.timestamp() if trial.datetime_start else 0.0
-            silent = now - float(trial.user_attrs.get("heartbeat", start))
-            if silent >= self.settings.stale_after_s:
-                self._fail(trial, f"no heartbeat for {silent:.0f} s: its driver or worker died", retry=True)
-            else:
-                alive += 1
-        return alive
-
-    def _beat(self, running: dict[Any, Running], *, force: bool = False) -> None:
-        """Stamp the heartbeat on this driver's running trials (at most every ``heartbeat_s``)."""
-        now = time.time()
-        if force or now - self._last_beat >= self.settings.heartbeat_s:
-            for trial, _, _ in running.values():
-                trial.set_user_attr("heartbeat", now)
-            self._last_beat = now
+    def recover_stale(self, ours: tuple[int, ...] = ()) -> int:
+        return self.liveness.recover_stale(ours)
 
     def _report(self, running: int) -> None:
         trials = self.study.get_trials(deepcopy=False)
         summary = self._summarize(trials, seconds=0.0)
         self.status(
-            {
-                "finished": _tally(trials)[0],
-                "trials": self.settings.trials,
-                "running": running,
-                "failed": summary.failed,
-                "screened": summary.screened,
-                "front": summary.front,
-                "best_feasible_accuracy": summary.best_feasible_accuracy,
-            }
+            SearchProgress(
+                finished=tally(trials)[0],
+                trials=self.settings.trials,
+                running=running,
+                failed=summary.failed,
+                screened=summary.screened,
+                front=summary.front,
+                best_score=summary.best_score,
+            )
         )
 
     # -- one candidate -----------------------------------------------------------------------
 
-    def _launch(self, worker: Any) -> tuple[Trial, Any, tuple[float, float]] | None:
+    def _launch(self, worker: Any) -> _Running | None:
         """Ask, predict, and either fine-tune on ``worker`` or tell at once as infeasible."""
         trial = self.study.ask(self.space.distributions())
         recipe = self.space.recipe(trial.params)
-        kernels, latency_ms, memory, _ = self._costs(recipe)
-        costs = (latency_ms, _memory_bytes(memory))
-        constraints = self.settings.budget.constraints(
-            latency_ms, self.budget_ms, costs[1], memory.model_bytes
+        predicted = self.costs.cost(recipe).predicted
+        constraints = self.budget.constraints(
+            predicted.latency_ms, predicted.peak_bytes, predicted.model_bytes
         )
         epochs = self.space.epochs_for(trial.params, self.settings.epochs)
-        for key, value in {
-            "recipe": recipe.to_dict(),
-            "predicted": {  # one attribute: every storage write is a transaction
-                "latency_ms": latency_ms,
-                "model_bytes": memory.model_bytes,
-                "peak_bytes": memory.peak_bytes,
-                "macs": sum(k.macs for k in kernels),
-                "params": sum(k.params for k in kernels),
-            },
-            "epochs": epochs,
-            "heartbeat": time.time(),
-        }.items():
-            trial.set_user_attr(key, value)
+        set_attrs(trial, proposal_attrs(recipe.to_dict(), predicted, epochs, time.time()))
         for name, value in constraints.items():
             trial.set_constraint(name, value)
+        costs = (predicted.latency_ms, float(predicted.peak_bytes))
         if any(c > 0 for c in constraints.values()):  # screened: told at once, never fine-tuned
-            trial.set_user_attr("fine_tuned", False)
-            self.study.tell(trial, [0.0, *costs])  # accuracy unknown; the constraints rank it
+            set_attrs(trial, screened_attrs())
+            self.study.tell(trial, Objectives(0.0, *costs).values())  # score unknown; constraints rank it
             return None
-        out = self._trial_dir(trial.number)
-        return trial, worker.fine_tune.remote(recipe.to_dict(), epochs, str(out)), costs
-
-    def _trial_dir(self, number: int) -> Path:
-        return self.settings.runs_dir / self.settings.study / "trials" / f"{number:05d}"
+        out = self.settings.trial_dir(trial.number)
+        return _Running(trial, worker, worker.fine_tune.remote(recipe.to_dict(), epochs, str(out)), costs)
 
     # -- the loop ----------------------------------------------------------------------------
 
@@ -355,7 +291,7 @@ class Driver:
 
         started = time.perf_counter()
         started_ray = start_ray(self.settings.ray_address, self.settings.workers)
-        running: dict[Any, Running] = {}
+        running: dict[Any, _Running] = {}
         try:
             self.recover_stale()
             setup = WorkerSetup(
@@ -369,14 +305,12 @@ class Driver:
             while True:
                 # RUNNING trials of another driver (or of a dead one, until they go stale) count as
                 # in flight: concurrent drivers then share the count instead of overshooting it.
-                elsewhere = self.recover_stale({t.number for t, _, _ in running.values()})
+                elsewhere = self.recover_stale(tuple(r.trial.number for r in running.values()))
                 finished, screened = self.counts()
                 while idle and finished + len(running) + elsewhere < self.settings.trials:
                     if screened >= self.settings.max_screened_per_trial * self.settings.trials:
                         raise ConfigError(
-                            f"{screened} candidates broke the budget ({self.budget_ms:.3f} ms"
-                            f"{'' if self.settings.budget.memory_mb is None else ', memory'}"
-                            f"{'' if self.settings.budget.size_mb is None else ', size'}) while "
+                            f"{screened} candidates broke the budget ({self.budget.describe()}) while "
                             f"{finished} fitted it; finished trials are kept: raise the budget or "
                             "narrow the space (--config [space])"
                         )
@@ -384,11 +318,12 @@ class Driver:
                     launched = self._launch(idle[-1])
                     if launched is None:
                         screened += 1
-                        self._beat(running)  # screening can take a while: stay visibly alive
+                        self.liveness.beat(r.trial for r in running.values())  # stay visibly alive
                         if screened % 100 == 0:
                             self._report(len(running))
                         continue
-                    running[launched[1]] = (launched[0], idle.pop(), launched[2])
+                    idle.pop()
+                    running[launched.future] = launched
                     self._report(len(running))
                 if not running:
                     if finished >= self.settings.trials:
@@ -397,54 +332,81 @@ class Driver:
                     continue
                 done, _ = ray.wait(list(running), num_returns=1, timeout=self.settings.heartbeat_s)
                 for future in done:
-                    trial, worker, costs = running.pop(future)
-                    try:
-                        metrics = ray.get(future)
-                    except Exception as exc:
-                        reason, worker_died = failure_reason(exc)
-                        # a worker that stopped itself (over its memory cap) left the reason; the
-                        # same recipe would only do it again, so that trial is not retried
-                        note = failure_note(self._trial_dir(trial.number)) if worker_died else None
-                        self._fail(trial, note or reason, retry=worker_died and note is None)
-                        if worker_died:
-                            deaths += note is None
-                            if deaths > MAX_WORKER_DEATHS:
-                                raise ConfigError(
-                                    f"{deaths} search workers died (last: {reason}); see ray logs"
-                                ) from None
-                            worker = start_worker(setup)
-                        idle.append(worker)
-                        continue
-                    for key, value in metrics.items():
-                        trial.set_user_attr(key, value)
-                    trial.set_user_attr("fine_tuned", True)
-                    self.study.tell(trial, [metrics["accuracy"], *costs])
+                    entry = running.pop(future)
+                    worker = self._finish(entry, setup)
+                    if worker is None:
+                        deaths += 1
+                        if deaths > MAX_WORKER_DEATHS:
+                            raise ConfigError(f"{deaths} search workers died; see ray logs") from None
+                        worker = start_worker(setup)
                     idle.append(worker)
-                self._beat(running, force=True)
+                self.liveness.beat((r.trial for r in running.values()), force=True)
                 self._report(len(running))
         except KeyboardInterrupt:
-            for trial, _, _ in running.values():
-                self._fail(trial, "interrupted by the user", retry=True)
+            for entry in running.values():
+                self.liveness.fail(entry.trial, "interrupted by the user", retry=True)
             raise
         finally:
             if started_ray:
                 ray.shutdown()
         return self.summary(time.perf_counter() - started)
 
+    def _finish(self, entry: _Running, setup: WorkerSetup) -> Any | None:
+        """Tell a finished trial; return its worker, or None if the worker died unexpectedly."""
+        import ray
+
+        trial = entry.trial
+        try:
+            result = ray.get(entry.future)
+        except Exception as exc:
+            reason, worker_died = failure_reason(exc)
+            # a worker that stopped itself (over its memory cap) left the reason; the same recipe
+            # would only do it again, so that trial is not retried
+            note = failure_note(self.settings.trial_dir(trial.number)) if worker_died else None
+            self.liveness.fail(trial, note or reason, retry=worker_died and note is None)
+            if worker_died:
+                return None if note is None else start_worker(setup)
+            return entry.worker
+        set_attrs(trial, result_attrs(result, self.settings.folder))
+        self.study.tell(trial, Objectives(result.score, *entry.costs).values())
+        return entry.worker
+
     def summary(self, seconds: float) -> SearchSummary:
         return self._summarize(self.study.get_trials(deepcopy=False), seconds)
 
     def _summarize(self, trials: list[FrozenTrial], seconds: float) -> SearchSummary:
         complete = [t for t in trials if t.state == TrialState.COMPLETE]
-        best = max((t.values[0] for t in complete if feasible(t)), default=None)
+        pool = [Candidate.from_trial(t) for t in complete if fine_tuned(t)]
+        feasible_pool = [c for c in pool if c.feasible]
         return SearchSummary(
             study=self.settings.study,
             storage=self.settings.storage,
-            fine_tuned=sum(1 for t in complete if t.user_attrs.get("fine_tuned")),
+            fine_tuned=len(pool),
             failed=sum(1 for t in trials if t.state == TrialState.FAIL),
-            screened=sum(1 for t in complete if not t.user_attrs.get("fine_tuned")),
-            front=len(pareto_candidates([Candidate.from_trial(t) for t in complete if feasible(t)])),
-            best_feasible_accuracy=best,
-            budget_ms=self.budget_ms,
+            screened=sum(1 for t in complete if not fine_tuned(t)),
+            front=len(pareto_candidates(feasible_pool)),
+            best_score=max((c.score for c in feasible_pool), default=None),
+            budget=self.budget,
             seconds=seconds,
+        )
+
+
+def check_resumable(study: Any, ours: StudyInfo, settings: SearchSettings) -> None:
+    """ConfigError unless ``study`` was started with this teacher, space and budget (as given)."""
+    stored = StudyInfo.read(study, settings.folder)
+    if stored.space.get("format") != ours.space.get("format"):
+        raise ConfigError(
+            f"study {settings.study!r} was started by paretone {stored.version}, whose search space this one "
+            "cannot continue; `paretone pareto` and `pick` still read it: start a new --study to search on"
+        )
+    if stored.identity() != ours.identity():
+        raise ConfigError(
+            f"study {settings.study!r} was started with another teacher or search space; resume it with "
+            "the same --teacher and space settings, or start a new --study"
+        )
+    if stored.budget.given != ours.budget.given:
+        raise ConfigError(
+            f"study {settings.study!r} was started with budget {' '.join(stored.budget.given.flags())}; "
+            "resume it with the same --latency-budget-*, --memory-budget-mb and --size-budget-mb, or "
+            "start a new --study"
         )

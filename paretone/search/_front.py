@@ -1,6 +1,6 @@
-"""A finished study read back as candidates: the Pareto front, choices under a budget, hypervolume.
+"""A study read back as candidates: the Pareto front, choices under a budget, hypervolume.
 
-Only fine-tuned trials are candidates (a screened proposal has a predicted cost but no accuracy).
+Only fine-tuned trials are candidates (a screened proposal has a predicted cost but no score).
 Latency and memory here are the predictions the search optimised; ``pick`` measures the chosen one.
 """
 
@@ -8,103 +8,86 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
-from paretone.errors import ConfigError
-from paretone.search._study import feasible, make_storage
+from paretone.search._attrs import Objectives, Predicted, feasible, fine_tuned, recipe_of, student_dir
 
 
 @dataclass(frozen=True)
 class Candidate:
-    """One fine-tuned trial: validation accuracy and predicted costs (latency ms, bytes)."""
+    """One fine-tuned trial: the task's validation metric and predicted costs."""
 
     trial: int
-    accuracy: float
+    score: float  # the task's validation metric (accuracy for classification)
     latency_ms: float
-    memory_bytes: float  # the memory objective: predicted peak working memory (or stored bytes)
+    peak_bytes: float  # predicted peak working memory
     model_bytes: int
     macs: int
     params: int
     feasible: bool  # within the budget the search ran with
     recipe: dict[str, Any]
-    artifacts: str | None
+    student: Path | None  # the trial's fine-tuned student folder
 
     @classmethod
-    def from_trial(cls, trial: FrozenTrial) -> Candidate:
-        predicted = trial.user_attrs.get("predicted", {})
+    def from_trial(cls, trial: FrozenTrial, folder: Path | None = None) -> Candidate:
+        objectives, predicted = Objectives.of(trial), Predicted.of(trial)
         return cls(
             trial=trial.number,
-            accuracy=float(trial.values[0]),
-            latency_ms=float(trial.values[1]),
-            memory_bytes=float(trial.values[2]),
-            model_bytes=int(predicted.get("model_bytes", 0)),
-            macs=int(predicted.get("macs", 0)),
-            params=int(predicted.get("params", 0)),
+            score=objectives.score,
+            latency_ms=objectives.latency_ms,
+            peak_bytes=objectives.peak_bytes,
+            model_bytes=predicted.model_bytes,
+            macs=predicted.macs,
+            params=predicted.params,
             feasible=feasible(trial),
-            recipe=dict(trial.user_attrs.get("recipe", {})),
-            artifacts=trial.user_attrs.get("artifacts"),  # the trial's student folder
+            recipe=recipe_of(trial),
+            student=student_dir(trial, folder),
         )
 
-
-def load_study(name: str, storage: str) -> optuna.Study:
-    """An existing study, read-only use; ConfigError naming what exists if it is not there."""
-    backend = make_storage(storage)
-    names = sorted(s.study_name for s in optuna.get_all_study_summaries(backend))
-    if name not in names:
-        known = ", ".join(names) or "none"
-        raise ConfigError(
-            f"study {name!r} not found in {storage} (studies there: {known}); run `paretone search`"
-        )
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
-    return optuna.load_study(study_name=name, storage=backend)
+    def costs(self) -> tuple[float, float, float]:
+        return (-self.score, self.latency_ms, self.peak_bytes)
 
 
-def candidates(study: optuna.Study) -> list[Candidate]:
-    """Every fine-tuned COMPLETE trial, in trial order."""
+def candidates(study: optuna.Study, folder: Path | None = None) -> list[Candidate]:
+    """Every fine-tuned COMPLETE trial, in trial order (``folder``: the study's own, for paths)."""
     trials = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
-    return [Candidate.from_trial(t) for t in trials if t.user_attrs.get("fine_tuned") and t.values]
+    return [Candidate.from_trial(t, folder) for t in trials if fine_tuned(t) and t.values]
 
 
 def _dominates(a: Candidate, b: Candidate) -> bool:
-    better_or_equal = (
-        a.accuracy >= b.accuracy and a.latency_ms <= b.latency_ms and a.memory_bytes <= b.memory_bytes
-    )
-    return better_or_equal and (a.accuracy, a.latency_ms, a.memory_bytes) != (
-        b.accuracy,
-        b.latency_ms,
-        b.memory_bytes,
-    )
+    return all(x <= y for x, y in zip(a.costs(), b.costs(), strict=True)) and a.costs() != b.costs()
 
 
 def pareto_candidates(pool: list[Candidate]) -> list[Candidate]:
-    """Members of ``pool`` no other member beats on accuracy, latency and memory; by latency."""
+    """Members of ``pool`` no other member beats on score, latency and memory; by latency."""
     front = [c for c in pool if not any(_dominates(o, c) for o in pool)]
-    return sorted(front, key=lambda c: (c.latency_ms, -c.accuracy))
+    return sorted(front, key=lambda c: (c.latency_ms, -c.score))
 
 
 def within(
     pool: list[Candidate], *, latency_ms: float, memory_mb: float | None = None, size_mb: float | None = None
 ) -> list[Candidate]:
-    """Candidates predicted within a budget, most accurate first (then fastest)."""
+    """Candidates predicted within a budget, best first (then fastest)."""
     fits = [
         c
         for c in pool
         if c.latency_ms <= latency_ms
-        and (memory_mb is None or c.memory_bytes <= memory_mb * 1e6)
+        and (memory_mb is None or c.peak_bytes <= memory_mb * 1e6)
         and (size_mb is None or c.model_bytes <= size_mb * 1e6)
     ]
-    return sorted(fits, key=lambda c: (-c.accuracy, c.latency_ms, c.memory_bytes))
+    return sorted(fits, key=lambda c: (-c.score, c.latency_ms, c.peak_bytes))
 
 
 def hypervolume(pool: list[Candidate], budget_ms: float) -> float:
-    """Area (accuracy x ms) dominated by the candidates within ``budget_ms``, reference (0, budget)."""
-    points = sorted((c.latency_ms, c.accuracy) for c in pool if c.latency_ms <= budget_ms)
+    """Area (score x ms) dominated by the candidates within ``budget_ms``, reference (0, budget)."""
+    points = sorted((c.latency_ms, c.score) for c in pool if c.latency_ms <= budget_ms)
     area, best = 0.0, 0.0
-    for i, (latency_ms, accuracy) in enumerate(points):
-        best = max(best, accuracy)
+    for i, (latency_ms, score) in enumerate(points):
+        best = max(best, score)
         right = points[i + 1][0] if i + 1 < len(points) else budget_ms
         area += best * (right - latency_ms)
     return area

@@ -1,9 +1,15 @@
-"""One call that runs a search: make sure the device is calibrated, then drive the study."""
+"""One call that runs a search: check everything that can be refused, make sure the device is
+calibrated, then drive the study.
+
+Refusals come first and write nothing: the storage is checked, and a resumed study's teacher,
+space and budget are compared with the request, before a device profile is extended or Ray starts.
+"""
 
 from __future__ import annotations
 
 import os
 from collections.abc import Callable
+from pathlib import Path
 
 from paretone.errors import ConfigError
 from paretone.hw_models import (
@@ -16,9 +22,14 @@ from paretone.hw_models import (
     profile_path,
 )
 from paretone.models import load_model
-from paretone.search._driver import Driver, SearchSettings, SearchSummary, Status
+from paretone.search._attrs import StudyInfo
+from paretone.search._budget import ResolvedBudget
+from paretone.search._driver import Driver, SearchSettings, SearchSummary, Status, check_resumable
+from paretone.search._study import check_storage, load_study_to_resume
+from paretone.spaces import SearchSpace
 
 LOCAL_DEVICE = "local"
+Progress = Callable[[str, int, int], None]
 
 
 def ensure_profile(
@@ -26,7 +37,7 @@ def ensure_profile(
     *,
     device: str,
     profile_dir: str | os.PathLike[str],
-    progress: Callable[[str, int, int], None] | None = None,
+    progress: Progress | None = None,
 ) -> DeviceProfile:
     """The device's profile, covering every kernel of the teacher's students.
 
@@ -50,14 +61,39 @@ def ensure_profile(
     return DeviceProfile.load(path)
 
 
+def precheck(settings: SearchSettings) -> None:
+    """Refuse, writing nothing, what the driver would refuse only after calibrating."""
+    check_storage(settings.storage)
+    loaded = load_model(settings.teacher)
+    space = SearchSpace.build(loaded.model.structure(), settings.space)  # settings errors surface here
+    trials = settings.runs_dir / settings.study / "trials"
+    if not settings.resume:
+        if trials.is_dir() and any(trials.iterdir()):
+            raise ConfigError(
+                f"{trials} holds trial folders of an earlier study; move it away or choose another --study"
+            )
+        return
+    study = load_study_to_resume(settings.study, settings.storage)
+    stored = StudyInfo.read(study, settings.folder)
+    ours = StudyInfo(
+        settings.teacher,
+        {k: v for k, v in space.to_dict().items() if k != "paretone_version"},
+        ResolvedBudget(settings.budget, stored.budget.latency_ms, stored.budget.teacher_latency_ms),
+        stored.device,
+        loaded.task,
+    )
+    check_resumable(study, ours, settings)
+
+
 def run_search(
     settings: SearchSettings,
     *,
     device: str = LOCAL_DEVICE,
-    profile_dir: str | os.PathLike[str] = "runs/devices",
+    profile_dir: str | os.PathLike[str] = Path("runs") / "devices",
     status: Status | None = None,
-    calibration_progress: Callable[[str, int, int], None] | None = None,
+    calibration_progress: Progress | None = None,
 ) -> SearchSummary:
+    precheck(settings)
     profile = ensure_profile(settings, device=device, profile_dir=profile_dir, progress=calibration_progress)
     driver = Driver(
         settings, latency=LatencyModel(profile), memory=MemoryModel(profile), device=device, status=status

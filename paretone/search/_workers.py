@@ -12,7 +12,6 @@ reason instead of driving the machine into swap or the kernel's OOM killer.
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import threading
@@ -20,7 +19,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from paretone._io import write_json
+from paretone._io import read_json, write_json
+from paretone.errors import ConfigError
 
 TRIAL_CPUS = 1
 TRIAL_MEMORY_BYTES = 3 * 1024**3  # teacher + student + decoded FSDD, with margin
@@ -77,8 +77,8 @@ class MemoryCap:
 def failure_note(trial_dir: Path) -> str | None:
     """The reason a worker left before killing itself, if any."""
     try:
-        return str(json.loads((trial_dir / FAILURE_FILE).read_text(encoding="utf-8"))["reason"])
-    except (OSError, ValueError, KeyError, TypeError):
+        return str(read_json(trial_dir / FAILURE_FILE, missing="", fix="")["reason"])
+    except (ConfigError, KeyError, TypeError):
         return None
 
 
@@ -113,7 +113,7 @@ def _worker_class() -> Any:
         def pid(self) -> int:
             return os.getpid()
 
-        def fine_tune(self, recipe: dict[str, Any], epochs: int, out_dir: str) -> dict[str, Any]:
+        def fine_tune(self, recipe: dict[str, Any], epochs: int, out_dir: str) -> Any:
             self._cap.watch(out_dir)
             try:
                 return self._evaluator.fine_tune(recipe, epochs=epochs, out_dir=out_dir)

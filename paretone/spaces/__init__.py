@@ -1,9 +1,9 @@
-"""Search spaces: a teacher's structure plus the runtime's format table -> an Optuna-sampled space.
+"""Search spaces: a teacher's structure plus the operators' search parameters -> a sampled space.
 
-Knows models and compress (recipes, formats); imports Optuna only for its distributions.
+Knows models and compress (operators, formats); imports Optuna only for its distributions.
 """
 
 from paretone.spaces._config import SpaceConfig
-from paretone.spaces._space import SPACE_FORMAT, SearchSpace
+from paretone.spaces._space import EPOCHS, SPACE_FORMAT, SearchSpace
 
-__all__ = ["SPACE_FORMAT", "SearchSpace", "SpaceConfig"]
+__all__ = ["EPOCHS", "SPACE_FORMAT", "SearchSpace", "SpaceConfig"]

@@ -6,8 +6,9 @@ import torch
 from rich.progress import Progress
 
 from paretone.audio import WaveformSet
-from paretone.compress import Distillation, distillation_loss
+from paretone.compress import Distill
 from paretone.models import AudioModel
+from paretone.tasks import CLASSIFICATION, Task
 from paretone.training._config import TrainConfig
 from paretone.training._loop import FitResult, fit
 
@@ -17,12 +18,13 @@ def distil(
     train: WaveformSet,
     validation: WaveformSet,
     teacher_train_logits: torch.Tensor,
-    distillation: Distillation,
+    distillation: Distill,
     config: TrainConfig,
     *,
+    task: Task = CLASSIFICATION,
     progress: Progress | None = None,
 ) -> FitResult:
-    """Fine-tune ``student`` in place on the distillation loss; early stop on validation accuracy.
+    """Fine-tune ``student`` in place on the task's distillation loss; early stop on its metric.
 
     ``teacher_train_logits`` are the teacher's logits on ``train`` (row i for clip i), computed once
     (see ``compress.teacher_logits``), so the teacher never runs here. Pass a config without
@@ -33,6 +35,12 @@ def distil(
         raise ValueError("teacher logits and training set differ in length")
 
     def loss_fn(logits: torch.Tensor, batch: torch.Tensor) -> torch.Tensor:
-        return distillation_loss(logits, teacher_train_logits[batch], train.targets[batch], distillation)
+        return task.distillation_loss(
+            logits,
+            teacher_train_logits[batch],
+            train.targets[batch],
+            temperature=distillation.temperature,
+            alpha=distillation.alpha,
+        )
 
-    return fit(student, train, validation, config, loss_fn=loss_fn, progress=progress)
+    return fit(student, train, validation, config, task=task, loss_fn=loss_fn, progress=progress)

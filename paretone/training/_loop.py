@@ -9,11 +9,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import torch
-import torch.nn.functional as F
 from rich.progress import Progress
 
 from paretone.audio import WaveformSet
 from paretone.models import AudioModel
+from paretone.tasks import CLASSIFICATION, Task
 from paretone.training._augment import augment_waveforms, spec_augment
 from paretone.training._config import TrainConfig
 
@@ -22,14 +22,14 @@ from paretone.training._config import TrainConfig
 class EpochRecord:
     epoch: int
     train_loss: float
-    validation_accuracy: float
+    validation_score: float  # the task's metric
     seconds: float
 
 
 @dataclass
 class FitResult:
     best_epoch: int
-    best_validation_accuracy: float
+    best_validation_score: float  # the task's metric at the best epoch
     seconds: float
     history: list[EpochRecord] = field(default_factory=list)
 
@@ -43,9 +43,9 @@ def predict_logits(model: AudioModel, data: WaveformSet, batch_size: int = 256) 
     return logits
 
 
-def accuracy(model: AudioModel, data: WaveformSet) -> float:
-    """Top-1 accuracy in [0, 1]."""
-    return (predict_logits(model, data).argmax(1) == data.targets).float().mean().item()
+def score(model: AudioModel, data: WaveformSet, task: Task = CLASSIFICATION) -> float:
+    """The task's metric of ``model`` on ``data`` (in [0, 1], higher is better)."""
+    return task.score(predict_logits(model, data), data.targets)
 
 
 def _schedule(step: int, total: int, warmup: int) -> float:
@@ -64,18 +64,20 @@ def fit(
     validation: WaveformSet,
     config: TrainConfig,
     *,
+    task: Task = CLASSIFICATION,
     loss_fn: LossFn | None = None,
     progress: Progress | None = None,
 ) -> FitResult:
     """Train ``model`` in place and leave it at its best validation epoch (eval mode).
 
     ``loss_fn`` receives the logits and the batch's indices into ``train`` (so a distillation loss
-    can look up cached teacher logits); the default is label-smoothed cross-entropy.
+    can look up cached teacher logits); the default is the task's loss, label-smoothed.
+    Epochs are selected by the task's metric on ``validation``.
     """
     if loss_fn is None:
 
         def loss_fn(logits: torch.Tensor, batch: torch.Tensor) -> torch.Tensor:
-            return F.cross_entropy(logits, train.targets[batch], label_smoothing=config.label_smoothing)
+            return task.loss(logits, train.targets[batch], label_smoothing=config.label_smoothing)
 
     torch.manual_seed(config.seed)
     generator = torch.Generator().manual_seed(config.seed)
@@ -86,8 +88,8 @@ def fit(
     scheduler = torch.optim.lr_scheduler.LambdaLR(
         optimizer, lambda step: _schedule(step, total_steps, warmup)
     )
-    task = progress.add_task("training", total=total_steps) if progress else None
-    result = FitResult(best_epoch=0, best_validation_accuracy=-1.0, seconds=0.0)
+    bar = progress.add_task("training", total=total_steps) if progress else None
+    result = FitResult(best_epoch=0, best_validation_score=-1.0, seconds=0.0)
     best_state = copy.deepcopy(model.state_dict())
     start = time.perf_counter()
     for epoch in range(1, config.epochs + 1):
@@ -107,24 +109,24 @@ def fit(
             scheduler.step()
             loss_sum += loss.item() * len(batch)
             if progress is not None:
-                progress.advance(task)
-        val_acc = accuracy(model, validation)
-        record = EpochRecord(epoch, loss_sum / len(train), val_acc, time.perf_counter() - epoch_start)
+                progress.advance(bar)
+        val = score(model, validation, task)
+        record = EpochRecord(epoch, loss_sum / len(train), val, time.perf_counter() - epoch_start)
         result.history.append(record)
-        if val_acc > result.best_validation_accuracy:
-            result.best_epoch, result.best_validation_accuracy = epoch, val_acc
+        if val > result.best_validation_score:
+            result.best_epoch, result.best_validation_score = epoch, val
             best_state = copy.deepcopy(model.state_dict())
         if progress is not None:
             line = (
-                f"epoch {epoch}/{config.epochs} loss {record.train_loss:.3f} "
-                f"val {val_acc:.1%} (best {result.best_validation_accuracy:.1%}) {record.seconds:.0f} s"
+                f"epoch {epoch}/{config.epochs} loss {record.train_loss:.3f} val {task.metric} "
+                f"{val:.1%} (best {result.best_validation_score:.1%}) {record.seconds:.0f} s"
             )
-            progress.update(task, description=line)
+            progress.update(bar, description=line)
             progress.console.print(line)  # a lasting line per epoch, also in logs without a terminal
         if epoch - result.best_epoch >= config.patience_epochs:
             break
     if progress is not None:
-        progress.update(task, completed=total_steps)
+        progress.update(bar, completed=total_steps)
     model.load_state_dict(best_state)
     model.eval()
     result.seconds = time.perf_counter() - start

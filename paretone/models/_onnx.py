@@ -1,0 +1,147 @@
+"""Export to ONNX: the graph starts at the raw waveform (the front-end is inside the model).
+
+Weight nodes are named after the modules that produce them (``blocks.0.attn.q/MatMul``), which is how
+compression, its verification and the hardware models address layers in a graph.
+"""
+
+from __future__ import annotations
+
+import ast
+import contextlib
+import io
+import itertools
+import logging
+import os
+import tempfile
+import warnings
+from pathlib import Path
+
+import numpy as np
+import onnx
+import torch
+from onnx import helper, numpy_helper
+from torch import nn
+
+from paretone._io import write_atomic
+from paretone.runtime import INPUT_NAME, OUTPUT_NAME
+
+WEIGHT_OPS = ("MatMul", "Conv", "Gemm")
+
+
+def export_onnx(model: nn.Module, path: str | os.PathLike[str]) -> Path:
+    """Write ``model`` (eval mode, dynamic batch) to ``path`` atomically.
+
+    Uses the dynamo exporter: the TorchScript one cannot export torchaudio's STFT.
+    """
+    model = model.eval()
+    example = torch.zeros(2, model.front_end.config.clip_samples)
+    batch = torch.export.Dim("batch")
+    quiet = logging.getLogger("torch.onnx")
+    level = quiet.level
+    quiet.setLevel(logging.ERROR)  # silences "torchvision is not installed" notices
+    try:
+        with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
+            warnings.simplefilter("ignore")
+            program = torch.onnx.export(
+                model,
+                (example,),
+                dynamo=True,
+                input_names=[INPUT_NAME],
+                output_names=[OUTPUT_NAME],
+                dynamic_shapes={INPUT_NAME: {0: batch}},
+                verbose=False,
+            )
+    finally:
+        quiet.setLevel(level)
+    with tempfile.TemporaryDirectory() as tmp:
+        raw = Path(tmp) / "raw.onnx"
+        program.save(str(raw))
+        proto = onnx.load(str(raw))
+    _name_weight_nodes(proto, _batchnorm_owners(model))
+    _compute_dft_in_graph(proto)
+    for node in proto.graph.node:  # stack traces and scopes: often more bytes than the weights
+        del node.metadata_props[:]
+    write_atomic(path, lambda tmp: onnx.save(proto, str(tmp)))
+    return Path(path)
+
+
+DFT_KERNEL = "front_end.mel.dft"  # the (2 * freqs, 1, n_fft) cos/sin kernel of the "dft" front-end
+
+
+def _compute_dft_in_graph(proto: onnx.ModelProto) -> None:
+    """Replace the DFT kernel initializer (a quarter of a small student's file) by the few nodes that
+    compute it from an index and the window. ONNX Runtime folds them into a constant when the session
+    loads, so the file shrinks and the run costs nothing extra.
+    The phase index (k * t) mod n_fft is exact in float32, so the kernel matches to float rounding.
+    """
+    stored = next((i for i in proto.graph.initializer if i.name == DFT_KERNEL), None)
+    if stored is None:
+        return
+    kernel = numpy_helper.to_array(stored)
+    rows, _, n_fft = kernel.shape
+    freqs = rows // 2
+    window = kernel[0, 0]  # frequency 0: cos(0) * window
+    const = {
+        "dft_k": np.arange(freqs, dtype=np.float32)[:, None],
+        "dft_t": np.arange(n_fft, dtype=np.float32)[None, :],
+        "dft_n": np.array(n_fft, dtype=np.float32),
+        "dft_scale": np.array(2 * np.pi / n_fft, dtype=np.float32),
+        "dft_window": window.astype(np.float32),
+        "dft_shape": np.array([rows, 1, n_fft], dtype=np.int64),
+    }
+    make = helper.make_node
+    nodes = [
+        make("Mul", ["dft_k", "dft_t"], ["dft_kt"]),
+        make("Mod", ["dft_kt", "dft_n"], ["dft_phase_index"], fmod=1),
+        make("Mul", ["dft_phase_index", "dft_scale"], ["dft_phase"]),
+        make("Cos", ["dft_phase"], ["dft_cos"]),
+        make("Sin", ["dft_phase"], ["dft_sin"]),
+        make("Neg", ["dft_sin"], ["dft_minus_sin"]),
+        make("Concat", ["dft_cos", "dft_minus_sin"], ["dft_rows"], axis=0),
+        make("Mul", ["dft_rows", "dft_window"], ["dft_windowed"]),
+        make("Reshape", ["dft_windowed", "dft_shape"], [DFT_KERNEL]),
+    ]
+    proto.graph.initializer.remove(stored)
+    proto.graph.initializer.extend(numpy_helper.from_array(v, k) for k, v in const.items())
+    for node in reversed(nodes):
+        proto.graph.node.insert(0, node)
+
+
+def _batchnorm_owners(model: nn.Module) -> dict[str, str]:
+    """BatchNorm name -> the conv right before it among its siblings.
+
+    The exporter folds such a BatchNorm into the conv, and the fused node carries the BatchNorm's
+    scope; this maps it back to the conv, the layer compression knows.
+    """
+    owners = {}
+    for parent_name, parent in model.named_modules():
+        children = list(parent.named_children())
+        for (conv_name, conv), (bn_name, bn) in itertools.pairwise(children):
+            if isinstance(conv, nn.Conv2d) and isinstance(bn, nn.BatchNorm2d):
+                prefix = f"{parent_name}." if parent_name else ""
+                owners[prefix + bn_name] = prefix + conv_name
+    return owners
+
+
+def _name_weight_nodes(model: onnx.ModelProto, aliases: dict[str, str]) -> None:
+    """Name each Conv/MatMul/Gemm node after the module that produced it: ``blocks.0.attn.q/MatMul``.
+
+    Compression addresses layers by module name, and so do the hardware models' per-kernel reports.
+    """
+    for node in model.graph.node:
+        if node.op_type not in WEIGHT_OPS:
+            continue
+        scopes = next((p.value for p in node.metadata_props if p.key == "pkg.torch.onnx.name_scopes"), None)
+        path = ast.literal_eval(scopes) if scopes else []
+        if len(path) >= 2:
+            node.name = f"{aliases.get(path[-2], path[-2])}/{node.op_type}"
+
+
+def weight_nodes(model: onnx.ModelProto) -> dict[str, onnx.NodeProto]:
+    """Module name -> the Conv/MatMul/Gemm node computing it, in a graph written by ``export_onnx``."""
+    nodes = {}
+    for node in model.graph.node:
+        module, _, op = node.name.rpartition("/")
+        if node.op_type in WEIGHT_OPS and op == node.op_type and module not in nodes:
+            nodes[module] = node
+    return nodes

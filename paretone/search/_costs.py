@@ -1,0 +1,104 @@
+"""What a candidate costs on the device, predicted in microseconds: screening and warm starts.
+
+Latency and memory come from the device profile's predictors over the candidate's kernels (no
+export). A candidate predicted over budget is never fine-tuned; a budget no candidate of the space
+can meet is refused before the search starts; and a new study begins with the largest uniform
+candidates that fit, because drawn at random almost every candidate breaks a tight budget.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from paretone.compress import RUNTIME_FORMATS, Recipe, UniformSetting
+from paretone.errors import ConfigError
+from paretone.hw_models import LatencyModel, MemoryModel
+from paretone.models import Kernel, model_kernels
+from paretone.search._attrs import Predicted
+from paretone.search._budget import ResolvedBudget
+from paretone.spaces import SearchSpace
+
+WARM_STARTS = 3  # uniform candidates enqueued first: the formats that keep the most within budget
+KEEP_LEVELS = tuple(1 - i / 16 for i in range(16))  # kept fractions the uniform rule tries, largest first
+FORMAT_NAMES = tuple(dict.fromkeys(f.name for f in RUNTIME_FORMATS))  # every format, table order
+
+
+@dataclass(frozen=True)
+class Cost:
+    kernels: list[Kernel]
+    predicted: Predicted
+
+
+class CostModel:
+    """Predicted costs of recipes over one teacher on one device (thread-safe for reading)."""
+
+    def __init__(
+        self, teacher_config: Any, *, latency: LatencyModel, memory: MemoryModel, device: str
+    ) -> None:
+        self.teacher_config, self.latency, self.memory, self.device = teacher_config, latency, memory, device
+        teacher = model_kernels(teacher_config)
+        self.teacher_latency_ms = latency.predict(teacher).require_complete(device).latency_ms
+        if memory.predict(teacher).peak_bytes is None:
+            raise ConfigError(
+                f"device profile {device!r} has no whole-model memory measurements, so peak memory cannot "
+                f"be predicted; re-run `paretone calibrate --device {device}`"
+            )
+
+    def cost(self, recipe: Recipe) -> Cost:
+        """ConfigError if the profile cannot predict every kernel (never a silent partial sum)."""
+        kernels = recipe.kernels(self.teacher_config)
+        latency_ms = self.latency.predict(kernels).require_complete(self.device).latency_ms
+        memory = self.memory.predict(kernels)
+        predicted = Predicted(
+            latency_ms=latency_ms,
+            model_bytes=memory.model_bytes,
+            peak_bytes=int(memory.peak_bytes or 0),
+            macs=sum(k.macs for k in kernels),
+            params=sum(k.params for k in kernels),
+        )
+        return Cost(kernels, predicted)
+
+    def fits(self, recipe: Recipe, budget: ResolvedBudget) -> bool:
+        p = self.cost(recipe).predicted
+        return budget.fits(p.latency_ms, p.peak_bytes, p.model_bytes)
+
+    def check_reachable(self, space: SearchSpace, budget: ResolvedBudget) -> None:
+        """ConfigError naming the smallest candidate's latency if nothing in the space fits."""
+        smallest = min(
+            self.cost(space.recipe(space.uniform(UniformSetting(0.0, fmt, fe)))).predicted.latency_ms
+            for fmt in FORMAT_NAMES
+            for fe in space.front_end_options()
+        )
+        if budget.latency_ms < smallest:
+            raise ConfigError(
+                f"latency budget {budget.latency_ms:.3f} ms is unreachable: the smallest candidate of the "
+                f"space is predicted at {smallest:.3f} ms on {self.device} "
+                f"(teacher {self.teacher_latency_ms:.3f} ms); raise the budget"
+            )
+
+    def largest_fitting(
+        self, space: SearchSpace, budget: ResolvedBudget, fmt: str
+    ) -> tuple[float, dict] | None:
+        """(kept fraction, parameters) of the uniform candidate in ``fmt`` keeping the most that
+        fits (with the finest front-end that lets it fit), or None."""
+        for keep in KEEP_LEVELS:
+            for front_end in space.front_end_options():
+                params = space.uniform(UniformSetting(keep, fmt, front_end))
+                if self.fits(space.recipe(params), budget):
+                    return keep, params
+        return None
+
+    def warm_starts(self, space: SearchSpace, budget: ResolvedBudget) -> list[dict[str, Any]]:
+        """The ``WARM_STARTS`` formats whose largest fitting uniform candidate keeps the most
+        (predictions only: milliseconds), most kept first."""
+        found = []
+        for order, fmt in enumerate(FORMAT_NAMES):
+            fitting = self.largest_fitting(space, budget, fmt)
+            if fitting is not None:
+                found.append((-fitting[0], order, fitting[1]))
+        starts: list[dict[str, Any]] = []
+        for _, _, params in sorted(found, key=lambda f: f[:2]):
+            if params not in starts:
+                starts.append(params)
+        return starts[:WARM_STARTS]

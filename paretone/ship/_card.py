@@ -1,0 +1,148 @@
+"""The model card: what was shipped, how well it works, how fast it measured, and where it may fail."""
+
+from __future__ import annotations
+
+import json
+import math
+
+from paretone.ship._report import MODEL_NAMES, PICKED, TEACHER_FP32, TEACHER_INT8, PickReport
+
+
+def _mb(value: float | None) -> str:
+    return "n/a" if value is None else f"{value / 1e6:.2f}"
+
+
+def _count(value: int | None) -> str:
+    return "-" if value is None else f"{value:,}"
+
+
+def _interval(score: float, n: int) -> str:
+    """Half-width of a 95% normal interval, so readers see how much a point of the metric means."""
+    if n <= 0:
+        return ""
+    return f" ± {1.96 * math.sqrt(max(score * (1 - score), 1 / n) / n):.1%}"
+
+
+def model_card(report: PickReport) -> str:
+    picked, teacher, int8 = report.model(PICKED), report.model(TEACHER_FP32), report.model(TEACHER_INT8)
+    device, metric = report.measured_on, report.metric
+    tuning = (
+        f"{report.final_epochs} final epochs" if report.final_epochs else "the search trial's own weights"
+    )
+    seconds = report.clip_samples / report.sample_rate
+    tests = report.test_clips
+    fraction = report.budget.get("given", {}).get("latency_fraction")
+    share = "" if fraction is None else f", {fraction:.0%} of the teacher measured beside it"
+    measured_ms = picked.measured_latency_ms
+    speedup = teacher.measured_latency_ms / measured_ms
+    size = picked.file_bytes / teacher.file_bytes
+    lines = [
+        f"# Model card: `{report.study}`, trial {report.trial}",
+        "",
+        f"Compressed by paretone {report.paretone_version} from the teacher `{report.teacher}`. "
+        f"On this machine it measured **{measured_ms:.3f} ms** per clip (limit {report.limit_ms:.3f} ms"
+        f"{share}; the search predicted {report.predicted_latency_ms:.3f} ms), **{speedup:.1f}x faster** "
+        "than "
+        f"the fp32 teacher and {int8.measured_latency_ms / measured_ms:.1f}x faster than "
+        f"`quantize_dynamic(teacher)`, in a file **{size:.1%}** of the teacher's, at "
+        f"**{picked.test_score:.1%}** test {metric} (teacher {teacher.test_score:.1%}, `quantize_dynamic` "
+        f"{int8.test_score:.1%}).",
+        "",
+        "## Use",
+        "",
+        "```",
+        "paretone run-model model.onnx clip.wav ...",
+        "```",
+        "",
+        f"Input `waveform`: float32, shape (batch, {report.clip_samples}), mono at {report.sample_rate} Hz "
+        f"(centre-cropped or zero-padded to that length). Output `logits` over the classes "
+        f"{', '.join(report.labels)} (also in the model's metadata). The log-mel front-end is inside the "
+        "model.",
+        "",
+        "## Results (same run, same machine, side by side)",
+        "",
+        f"| model | test {metric} | measured ms (p10-p90) | predicted ms | file MB | peak MB | MACs "
+        "| params |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    predicted = {PICKED: f"{report.predicted_latency_ms:.3f}"}
+    for row in report.models:
+        t = row.timing
+        lines.append(
+            f"| {MODEL_NAMES[row.name]} | {row.test_score:.1%}{_interval(row.test_score, tests)} | "
+            f"{t.latency_ms:.3f} ({t.p10_ms:.3f}-{t.p90_ms:.3f}) | {predicted.get(row.name, '-')} | "
+            f"{_mb(row.file_bytes)} | {_mb(row.peak_bytes)} | {_count(row.macs)} | {_count(row.params)} |"
+        )
+    lines += [
+        "",
+        f"Latency: batch 1, {device['threads']} ONNX Runtime thread(s), median of the quietest of "
+        f"{picked.timing.passes} interleaved passes ({picked.timing.repeats} runs in all), in a fresh "
+        "process. Peak memory: resident-memory rise from loading and running the model beyond an empty "
+        f"ONNX Runtime session (itself {_mb(report.empty_session_peak_bytes)} MB), median of 3 fresh "
+        "processes.",
+        "",
+        f"Device: {device['cpu']} ({', '.join(device['cpu_flags']) or 'no SIMD flags read'}), "
+        f"{device['logical_cpus']} logical CPUs, {device['system']} {device['machine']}, "
+        f"ONNX Runtime {device['onnxruntime']}. The prediction came from the device profile "
+        f"`{report.predicted_on}`.",
+        "",
+        "## Compression recipe",
+        "",
+        *[f"- {line}" for line in report.recipe_in_words],
+        f"- Validation {metric} after fine-tuning: "
+        + ("n/a" if report.validation_score is None else f"{report.validation_score:.1%}")
+        + f" ({tuning}).",
+        "",
+        "<details><summary>Recipe JSON (recipe.json)</summary>",
+        "",
+        "```json",
+        json.dumps(report.recipe, indent=2),
+        "```",
+        "",
+        "</details>",
+        "",
+        "## Layers and their runtime formats",
+        "",
+        "| layer | format | teacher |",
+        "|---|---|---|",
+        *[
+            f"| {layer} | {fmt} | {report.teacher_layer_formats.get(layer, 'float')} |"
+            for layer, fmt in report.layers.items()
+        ],
+        "",
+    ]
+    rejected = [a for a in report.attempts if not a.within_budget]
+    if rejected:
+        lines += [
+            "## Candidates set aside",
+            "",
+            *[
+                f"- trial {a.trial}: predicted {a.predicted_latency_ms:.3f} ms, measured "
+                f"{a.measured_latency_ms:.3f} ms, over the limit of {a.limit_ms:.3f} ms "
+                f"(kept in `{a.folder}`)"
+                for a in rejected
+            ],
+            "",
+        ]
+    lines += [
+        "## Known failure modes and limits",
+        "",
+        f"- Tuned and tested on `{report.data.get('root', 'the teacher data')}` (split `{report.split}`, "
+        f"{tests} test clips: one clip is {1 / max(tests, 1):.1%}). Elsewhere its {metric} is unknown.",
+        *(
+            [
+                "- The split is speaker-dependent: every test speaker was also heard in training. Expect "
+                "lower accuracy on new voices (evaluate with a `speaker:NAME` split before relying on it)."
+            ]
+            if report.split in ("official", "hash")
+            else []
+        ),
+        f"- Clips are cut or padded to {seconds:.2f} s; "
+        "sound beyond that is not heard. Other sample rates are resampled by `run-model`, not by the model.",
+        "- The latency holds for this CPU, ONNX Runtime version and thread count; other devices differ "
+        "(calibrate them with `paretone calibrate --kit`). Low-bit kernels are the most device-dependent.",
+        "- Quiet recordings of isolated sounds: no noise, far-field or overlapping-sound robustness was "
+        "tested.",
+        "",
+    ]
+    return "\n".join(lines)

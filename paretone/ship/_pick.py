@@ -1,0 +1,253 @@
+"""From a finished study to a deployable model: choose under a budget, export, measure, verify.
+
+The choice uses the search's predictions; the promise rests on a measurement. The chosen model is
+exported with real kernels and timed on this machine in a fresh process, interleaved with the fp32
+teacher and ``quantize_dynamic(teacher)``. A model measured over the budget is never shipped: it is
+set aside under ``rejected/`` with its figures and the next candidate is tried.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import time
+from collections.abc import Callable
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from paretone._io import write_atomic, write_json
+from paretone._outputs import OutputFolder
+from paretone._version import __version__
+from paretone.compress import (
+    Recipe,
+    export_compressed,
+    load_student,
+    quantize_dynamic_baseline,
+)
+from paretone.errors import ConfigError
+from paretone.evaluators import TrialEvaluator
+from paretone.models import count_complexity, export_onnx
+from paretone.runtime import (
+    LatencyMeasurement,
+    ModelMetadata,
+    fingerprint,
+    measure_latencies_isolated,
+    measure_peak_bytes,
+    measure_session_peak_bytes,
+    run_logits,
+    stamp_metadata,
+)
+from paretone.search import Candidate
+from paretone.ship._card import model_card
+from paretone.ship._report import (
+    PICKED,
+    TEACHER_FP32,
+    TEACHER_INT8,
+    Attempt,
+    FrontMember,
+    MeasuredModel,
+    PickReport,
+)
+from paretone.ship._select import PickSettings, Selection, select
+from paretone.training import ONNX_FILE
+
+MODEL_FILE, CARD_FILE, REPORT_FILE, RECIPE_JSON = "model.onnx", "MODEL_CARD.md", "pick.json", "recipe.json"
+STUDENT, CANDIDATES, REJECTED, BASELINES = "student", "candidates", "rejected", "baselines"
+PICK_ENTRIES = (MODEL_FILE, CARD_FILE, REPORT_FILE, RECIPE_JSON, STUDENT, CANDIDATES, REJECTED, BASELINES)
+TEACHER_INT8_FILE = "teacher-quantize-dynamic.onnx"
+Say = Callable[[str], None]  # one line of progress for the user
+
+
+class OverBudgetError(ConfigError):
+    """Every candidate tried measured over the budget; nothing was shipped."""
+
+
+def claim_pick_folder(settings: PickSettings, teacher: Path) -> OutputFolder:
+    return OutputFolder.claim(
+        settings.out, command="pick", entries=PICK_ENTRIES, overwrite=settings.overwrite, inputs=(teacher,)
+    )
+
+
+def _score(path: Path, evaluator: TrialEvaluator, threads: int) -> float:
+    test = evaluator.context.sets.test
+    logits = torch.from_numpy(run_logits(path, test.waveforms.numpy(), threads=threads))
+    return evaluator.context.task.score(logits, test.targets)
+
+
+def _student(
+    candidate: Candidate, settings: PickSettings, evaluator: TrialEvaluator, folder: Path
+) -> float | None:
+    """Put the candidate's fine-tuned student in ``folder``: its trial's weights, or
+    ``final_epochs`` of new tuning; the validation score of the weights shipped."""
+    if settings.final_epochs:
+        return evaluator.fine_tune(candidate.recipe, epochs=settings.final_epochs, out_dir=folder).score
+    if candidate.student is None or not candidate.student.is_dir():
+        raise ConfigError(
+            f"trial {candidate.trial}: its weights are missing ({candidate.student}); "
+            "pass --final-epochs N to fine-tune it anew"
+        )
+    shutil.copytree(candidate.student, folder, dirs_exist_ok=True)
+    return candidate.score
+
+
+def pick(settings: PickSettings, *, progress: Say | None = None) -> PickReport:
+    """Choose, export, measure, verify and document (see the module docstring); the report."""
+    say = progress or (lambda _: None)
+    started = time.perf_counter()
+    selection = select(settings)
+    teacher_dir = selection.info.teacher
+    if not teacher_dir.is_dir():
+        raise ConfigError(f"the study's teacher {teacher_dir} is gone; put it back where the study was run")
+    out_folder = claim_pick_folder(settings, teacher_dir)
+
+    say("loading the teacher and its data")
+    evaluator = TrialEvaluator(teacher_dir, threads=max(1, os.cpu_count() or 1))
+    teacher = evaluator.context.teacher
+    teacher_onnx = teacher_dir / ONNX_FILE
+    if not teacher_onnx.is_file():
+        export_onnx(teacher, teacher_onnx)
+    out = out_folder.begin()
+    int8_onnx = quantize_dynamic_baseline(teacher_onnx, out / BASELINES / TEACHER_INT8_FILE)
+    chosen = _attempts(selection, settings, evaluator, out_folder, [teacher_onnx, int8_onnx], say)
+    candidate, folder, validation_score, deployment, measured, attempts = chosen
+    loaded, recipe = load_student(folder / STUDENT)
+    student = loaded.model
+
+    say("test scores and peak memory of the model and its baselines")
+    fe = student.config.front_end
+    metadata = ModelMetadata(
+        evaluator.context.labels, fe.sample_rate, fe.clip_samples, __version__, recipe.to_dict(),
+        evaluator.context.task.name,
+    )  # fmt: skip
+    stamp_metadata(folder / MODEL_FILE, metadata)  # before it moves into place: never a model without labels
+    out_folder.remove(STUDENT)
+    (folder / STUDENT).replace(out / STUDENT)
+    (folder / MODEL_FILE).replace(out / MODEL_FILE)
+    out_folder.remove(CANDIDATES)
+    attempts[-1] = Attempt(**{**asdict(attempts[-1]), "folder": str(out)})
+    write_json(out / RECIPE_JSON, recipe.to_dict())
+    paths = {PICKED: out / MODEL_FILE, TEACHER_FP32: teacher_onnx, TEACHER_INT8: int8_onnx}
+    student_c, teacher_c = count_complexity(student), count_complexity(teacher)
+    sizes = {PICKED: student_c, TEACHER_FP32: teacher_c}
+    session_bytes = measure_session_peak_bytes(threads=settings.threads)
+    models = []
+    for (name, path), latency in zip(paths.items(), measured, strict=True):
+        size = sizes.get(name)
+        models.append(
+            MeasuredModel(
+                name=name,
+                onnx=str(path),
+                test_score=_score(path, evaluator, settings.threads),
+                timing=latency,
+                file_bytes=path.stat().st_size,
+                # beyond an empty session, as the device profile predicts it
+                peak_bytes=max(measure_peak_bytes(path, threads=settings.threads) - session_bytes, 0),
+                macs=None if size is None else size.macs,
+                params=None if size is None else size.params,
+            )
+        )
+    structure = teacher.structure()
+    report = PickReport(
+        study=settings.study,
+        storage=settings.storage,
+        teacher=str(teacher_dir),
+        task=evaluator.context.task.name,
+        metric=evaluator.context.task.metric,
+        split=evaluator.context.splits.name,
+        test_clips=len(evaluator.context.sets.test),
+        labels=evaluator.context.labels,
+        sample_rate=fe.sample_rate,
+        clip_samples=fe.clip_samples,
+        data=evaluator.context.data_info,
+        budget=selection.budget.to_dict(),
+        limit_ms=attempts[-1].limit_ms,
+        trial=candidate.trial,
+        validation_score=validation_score,
+        final_epochs=settings.final_epochs,
+        predicted_latency_ms=candidate.latency_ms,
+        predicted_peak_bytes=candidate.peak_bytes,
+        predicted_model_bytes=candidate.model_bytes,
+        predicted_on=selection.info.device,
+        measured_on=fingerprint(settings.threads),
+        empty_session_peak_bytes=session_bytes,
+        models=tuple(models),
+        recipe=recipe.to_dict(),
+        recipe_in_words=tuple(recipe.describe(structure)),
+        layers={d.layer: d.format.name for d in deployment},
+        teacher_layer_formats=Recipe().layer_formats(structure),
+        attempts=tuple(attempts),
+        front=tuple(
+            FrontMember(c.trial, c.score, c.latency_ms, c.peak_bytes, c.model_bytes, c.macs, c.params)
+            for c in selection.front
+        ),
+        seconds=round(time.perf_counter() - started, 1),
+    )
+    write_json(out / REPORT_FILE, report.to_dict())
+    card = model_card(report)
+    write_atomic(out / CARD_FILE, lambda tmp: tmp.write_text(card, encoding="utf-8"))
+    return report
+
+
+def _attempts(
+    selection: Selection,
+    settings: PickSettings,
+    evaluator: TrialEvaluator,
+    out_folder: OutputFolder,
+    baselines: list[Path],
+    say: Say,
+) -> tuple[Candidate, Path, float | None, Any, list[LatencyMeasurement], list[Attempt]]:
+    """Export and measure candidates, best first, until one is measured within the limit."""
+    out, attempts = out_folder.path, []
+    for candidate in selection.fitting[: settings.attempts]:
+        folder = out / CANDIDATES / f"trial-{candidate.trial:05d}"
+        say(f"trial {candidate.trial}: {'fine-tuning, ' if settings.final_epochs else ''}exporting")
+        validation_score = _student(candidate, settings, evaluator, folder / STUDENT)
+        loaded, recipe = load_student(folder / STUDENT)
+        onnx_path = folder / MODEL_FILE
+        deployment = export_compressed(
+            loaded.model, recipe, onnx_path, calibration=evaluator.context.sets.train.waveforms[:64]
+        )
+        say(f"trial {candidate.trial}: measuring beside the fp32 teacher and quantize_dynamic(teacher)")
+        measured = measure_latencies_isolated(
+            [onnx_path, *baselines], threads=settings.threads, passes=settings.passes, runs=settings.runs
+        )
+        limit_ms = selection.budget.limit_beside(measured[1].latency_ms)
+        ok = measured[0].latency_ms <= limit_ms
+        attempts.append(
+            Attempt(candidate.trial, candidate.latency_ms, measured[0].latency_ms, limit_ms, ok, str(folder))
+        )
+        if ok:
+            return candidate, folder, validation_score, deployment, measured, attempts
+        rejected = out / REJECTED / folder.name
+        shutil.rmtree(rejected, ignore_errors=True)  # inside paretone's own rejected/ folder
+        rejected.parent.mkdir(parents=True, exist_ok=True)
+        folder.replace(rejected)
+        attempts[-1] = Attempt(**{**asdict(attempts[-1]), "folder": str(rejected)})
+        write_json(
+            rejected / "why.json",
+            {
+                "limit_ms": limit_ms,
+                "limit_fraction": selection.budget.given.fraction,
+                "teacher_latency_ms": measured[1].latency_ms,
+                **measured[0].to_dict(),
+            },
+        )
+        say(
+            f"trial {candidate.trial}: measured {measured[0].latency_ms:.3f} ms > limit {limit_ms:.3f} ms; "
+            "set aside, trying the next candidate"
+        )
+    tried = "; ".join(f"trial {a.trial} measured {a.measured_latency_ms:.3f} ms" for a in attempts)
+    fraction = selection.budget.given.fraction
+    limit = (
+        f"{attempts[-1].limit_ms:.3f} ms"
+        if fraction is None
+        else f"{fraction:g} x the teacher measured beside them"
+    )
+    raise OverBudgetError(
+        f"no model shipped: {tried}, over the limit ({limit}; kept under {out / REJECTED}). The device "
+        "profile may have drifted: run `paretone calibrate --validate`, raise the limit, or pass "
+        "--attempts N to try more candidates"
+    )

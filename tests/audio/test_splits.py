@@ -1,0 +1,90 @@
+from __future__ import annotations
+
+from collections import Counter
+
+import pytest
+
+from paretone.audio import make_splits, open_dataset
+from paretone.errors import DataError
+from tests.helpers import write_tone
+
+
+def _paths(clips):
+    return {c.path for c in clips}
+
+
+def _assert_disjoint_cover(catalog, splits):
+    train, val, test = _paths(splits.train), _paths(splits.validation), _paths(splits.test)
+    assert not (train & val or train & test or val & test)
+    assert train | val | test == _paths(catalog.clips)
+
+
+def test_official_split_is_the_published_one(fsdd_catalog):
+    splits = make_splits(fsdd_catalog, "default")
+    assert splits.name == "official"
+    assert splits.sizes() == {"train": 2400, "validation": 300, "test": 300}
+    assert {c.index for c in splits.test} == set(range(5))
+    assert {c.index for c in splits.validation} == set(range(5, 10))
+    _assert_disjoint_cover(fsdd_catalog, splits)
+
+
+@pytest.mark.parametrize("speaker", ["nicolas", "yweweler"])
+def test_speaker_split_holds_out_whole_voices(fsdd_catalog, speaker):
+    splits = make_splits(fsdd_catalog, f"speaker:{speaker}")
+    test_speakers = {c.speaker for c in splits.test}
+    val_speakers = {c.speaker for c in splits.validation}
+    train_speakers = {c.speaker for c in splits.train}
+    assert test_speakers == {speaker}
+    assert len(val_speakers) == 1 and val_speakers != test_speakers
+    assert not train_speakers & (test_speakers | val_speakers)
+    assert len(train_speakers) == 4
+    _assert_disjoint_cover(fsdd_catalog, splits)
+
+
+def test_hash_split_is_stable_and_roughly_80_10_10(fsdd_catalog):
+    first, second = make_splits(fsdd_catalog, "hash"), make_splits(fsdd_catalog, "hash")
+    assert _paths(first.test) == _paths(second.test)
+    sizes = first.sizes()
+    assert 2250 < sizes["train"] < 2550 and 200 < sizes["test"] < 400
+    _assert_disjoint_cover(fsdd_catalog, first)
+
+
+def test_fold_split_uses_last_fold_for_test_by_default(tmp_path):
+    rows = ["path,label,fold"]
+    for fold in (1, 2, 3, 4):
+        for label in ("a", "b"):
+            write_tone(tmp_path / f"{label}{fold}.wav")
+            rows.append(f"{label}{fold}.wav,{label},{fold}")
+    (tmp_path / "m.csv").write_text("\n".join(rows))
+    catalog = open_dataset(tmp_path / "m.csv")
+    splits = make_splits(catalog)
+    assert splits.name == "fold:4"
+    assert {c.fold for c in splits.test} == {4} and {c.fold for c in splits.validation} == {3}
+    assert make_splits(catalog, "fold:1").validation[0].fold == 4  # cyclic
+
+
+def test_class_missing_from_training_is_refused(tmp_path):
+    rows = ["path,label,fold", "a1.wav,a,1", "a2.wav,a,2", "a3.wav,a,3", "b3.wav,b,3"]
+    for row in rows[1:]:
+        write_tone(tmp_path / row.split(",")[0])
+    (tmp_path / "m.csv").write_text("\n".join(rows))
+    with pytest.raises(DataError, match=r"class\(es\) b have no training examples"):
+        make_splits(open_dataset(tmp_path / "m.csv"), "fold:3")
+
+
+@pytest.mark.parametrize(
+    ("split", "message"),
+    [
+        ("speaker:bob", "not in the dataset"),
+        ("fold:1", "needs a 'fold' column"),
+        ("magic", "unknown split"),
+    ],
+)
+def test_bad_split_names_are_refused(fsdd_catalog, split, message):
+    with pytest.raises(DataError, match=message):
+        make_splits(fsdd_catalog, split)
+
+
+def test_official_split_is_balanced_over_classes(fsdd_catalog):
+    counts = Counter(c.label for c in make_splits(fsdd_catalog, "official").test)
+    assert set(counts.values()) == {30}

@@ -1,0 +1,187 @@
+"""Calibration for real (tiny teacher, one pass), the remote kit in a bare process, import, refit."""
+
+import json
+import subprocess
+import sys
+import textwrap
+
+import pytest
+from click.testing import CliRunner
+
+from paretone.cli import cli
+from paretone.errors import ConfigError
+from paretone.hw_models import (
+    DeviceProfile,
+    LatencyModel,
+    MemoryModel,
+    ModelMeasurement,
+    calibrate,
+    calibration_kernels,
+    export_model,
+    import_results,
+    profile_path,
+    random_models,
+    validate,
+    write_kit,
+)
+from paretone.models import ASTConfig, build_model
+
+pytestmark = pytest.mark.slow  # calibrates for real
+
+TINY_AST = ASTConfig.uniform(num_classes=10, dim=32, depth=1, heads=2, mlp_ratio=2)
+
+
+@pytest.fixture(scope="module")
+def teacher():
+    return build_model(TINY_AST).eval()
+
+
+@pytest.fixture(scope="module")
+def profile_dir(tmp_path_factory, teacher):
+    directory = tmp_path_factory.mktemp("devices")
+    old = profile_path(directory, "here")  # an older paretone's profile: kept aside, not extended
+    old.parent.mkdir(parents=True)
+    old.write_text(json.dumps({"format": "paretone.device-profile/1", "device": "here", "kernels": []}))
+    with pytest.raises(ConfigError, match=r"written by an older paretone.*re-run `paretone calibrate`"):
+        DeviceProfile.load(old)
+    calibrate(device="here", profile_dir=directory, teacher=teacher, models=8, passes=1)
+    return directory
+
+
+def test_calibration_writes_a_profile_that_covers_every_student(profile_dir, teacher):
+    profile = DeviceProfile.load(profile_path(profile_dir, "here"))
+    assert set(profile.kernels) == {k.key for k in calibration_kernels(TINY_AST)}
+    assert len(profile.models) == 8 and all(
+        m.peak_bytes and m.peak_bytes > 0 for m in profile.models.values()
+    )
+    assert profile.fingerprint["threads"] == 1 and profile.fingerprint["onnxruntime"]
+    assert not (profile_dir / "here" / "kit-work").exists()  # the work folder is cleaned up
+    kept = json.loads((profile_dir / "here" / "profile.old.json").read_text())
+    assert kept["format"] == "paretone.device-profile/1"  # the outdated profile was kept aside
+    model = LatencyModel(profile)
+    for student in random_models(teacher, 5, seed=77, prefix="unseen"):
+        prediction = model.predict(student.kernels)
+        assert prediction.complete and prediction.coverage == 1.0 and prediction.latency_ms > 0
+
+
+def test_rerunning_calibration_extends_instead_of_remeasuring(profile_dir, teacher):
+    before = DeviceProfile.load(profile_path(profile_dir, "here"))
+    summary = calibrate(device="here", profile_dir=profile_dir, teacher=teacher, models=9, passes=1)
+    after = DeviceProfile.load(profile_path(profile_dir, "here"))
+    assert (summary.kernels_added, summary.models_added) == (0, 1)
+    assert len(after.models) == 9
+    first = next(iter(before.kernels))
+    assert after.kernels[first].latency_ms == before.kernels[first].latency_ms  # kept, not re-measured
+
+
+def test_file_bytes_are_predicted_within_one_percent(profile_dir, teacher, tmp_path):
+    memory = MemoryModel(DeviceProfile.load(profile_path(profile_dir, "here")))
+    for i, student in enumerate(random_models(teacher, 3, seed=99, prefix="held-out")):
+        path = tmp_path / f"{i}.onnx"
+        export_model(teacher, student.recipe, path)
+        predicted = memory.predict(student.kernels).model_bytes
+        assert abs(predicted / path.stat().st_size - 1) < 0.01
+
+
+def test_unmeasured_kernels_are_reported_not_skipped(profile_dir):
+    model = LatencyModel(DeviceProfile.load(profile_path(profile_dir, "here")))
+    wider = build_model(ASTConfig.uniform(num_classes=10, dim=48, depth=1, heads=2, mlp_ratio=2))
+    kernels = random_models(wider, 1, seed=0, prefix="other")[0].kernels
+    prediction = model.predict(kernels)
+    assert not prediction.complete and 0 < prediction.coverage < 1
+    assert any("dim=48" in key or "in=48" in key or "out=48" in key for key in prediction.uncovered)
+    with pytest.raises(ConfigError, match="run `paretone calibrate --device here --teacher DIR`"):
+        prediction.require_complete("here")
+
+
+def test_refit_with_whole_model_measurements_moves_predictions(profile_dir, teacher):
+    profile = DeviceProfile.load(profile_path(profile_dir, "here"))
+    student = random_models(teacher, 1, seed=123, prefix="search")[0]
+    before = LatencyModel(profile).predict(student.kernels).latency_ms
+    slow = [
+        ModelMeasurement(f"slow-{m.name}", m.kernels, m.latency_ms * 3, m.file_bytes, source="search")
+        for m in profile.models.values()
+    ]
+    profile.models.clear()
+    profile.add_models(slow)
+    after = LatencyModel(profile).predict(student.kernels).latency_ms
+    assert after == pytest.approx(3 * before, rel=0.25)
+
+
+def test_validation_reports_errors_and_proxies(profile_dir, teacher):
+    profile = DeviceProfile.load(profile_path(profile_dir, "here"))
+    report = validate(profile, teacher, models=3, passes=1, memory=False, drift_models=2)
+    assert report.coverage == 1.0 and len(report.rows) == 3
+    # two calibration models re-timed beside them: the machine's drift, and the refit figures
+    assert report.drift is not None and 0.2 < report.drift < 5 and report.latency_after_refit is not None
+    assert report.model_bytes.within_5pct == 1.0  # stored bytes are exact to well under 1%
+    assert 0 <= report.latency.within_10pct <= 1 and report.latency.rmspe_pct >= 0
+    assert report.peak_bytes is None
+    names = {row["name"] for row in report.rows}
+    assert not names & set(profile.models)  # held out: never used for fitting
+
+
+BLOCK_HEAVY_IMPORTS = textwrap.dedent(
+    """
+    import runpy, sys
+    for name in ("torch", "paretone", "sklearn", "onnx", "scipy", "optuna", "ray"):
+        sys.modules[name] = None  # importing any of them now raises ImportError
+    sys.argv = ["run_kit.py", "--out", sys.argv[1]]
+    runpy.run_path("run_kit.py", run_name="__main__")
+    """
+)
+
+
+def test_kit_runs_with_only_onnxruntime_and_numpy_and_imports(tmp_path, teacher):
+    kernels = calibration_kernels(TINY_AST)[:12]
+    kit = write_kit(
+        tmp_path / "kit",
+        kernels=kernels,
+        teacher=teacher,
+        models=random_models(teacher, 1, seed=0, prefix="calibration"),
+        threads=1,
+        passes=2,
+        runs=3,
+    )
+    results = tmp_path / "results.json"
+    subprocess.run(
+        [sys.executable, "-c", BLOCK_HEAVY_IMPORTS, str(results)], cwd=kit, check=True, capture_output=True
+    )
+    summary = import_results(results, device="edge", profile_dir=tmp_path / "devices")
+    assert (summary.kernels_added, summary.models_added) == (12, 1)
+    profile = DeviceProfile.load(summary.profile)
+    assert profile.baseline["latency_ms"] > 0 and profile.baseline["peak_bytes"] > 0
+
+    data = json.loads(results.read_text())
+    data["fingerprint"]["onnxruntime"] = "0.0.1"
+    results.write_text(json.dumps(data))
+    with pytest.raises(ConfigError, match=r"onnxruntime='0\.0\.1'.*calibrate under another --device"):
+        import_results(results, device="edge", profile_dir=tmp_path / "devices")
+    out = CliRunner().invoke(
+        cli,
+        [
+            "calibrate",
+            "--device",
+            "edge",
+            "--import",
+            str(results),
+            "--profile-dir",
+            str(tmp_path / "devices"),
+        ],
+    )
+    assert out.exit_code == 2 and out.output.count("\n") == 1 and "onnxruntime" in out.output
+
+
+def test_broken_profiles_and_results_are_refused_with_advice(tmp_path):
+    bad = tmp_path / "devices" / "x" / "profile.json"
+    bad.parent.mkdir(parents=True)
+    bad.write_text("{not json")
+    with pytest.raises(ConfigError, match="re-run `paretone calibrate`"):
+        DeviceProfile.load(bad)
+    with pytest.raises(ConfigError, match="no such file; create the device profile"):
+        DeviceProfile.load(tmp_path / "missing.json")
+    (tmp_path / "r.json").write_text(json.dumps({"format": "something else"}))
+    with pytest.raises(ConfigError, match=r"run_kit\.py"):
+        import_results(tmp_path / "r.json", device="y", profile_dir=tmp_path / "devices")
+    with pytest.raises(ConfigError, match="device name"):
+        profile_path(tmp_path, "../escape")

@@ -1,0 +1,73 @@
+"""The runtime room: model metadata, sessions and their errors, timing with pinned threads."""
+
+from __future__ import annotations
+
+import numpy as np
+import onnx
+import pytest
+
+from paretone.errors import ConfigError
+from paretone.models import CNNConfig, build_model, export_onnx
+from paretone.runtime import (
+    ModelMetadata,
+    empty_model,
+    make_session,
+    measure_latency,
+    open_session,
+    run_logits,
+    stamp_metadata,
+)
+
+META = ModelMetadata(("yes", "no"), 16000, 32000, "9.9", {"format": "paretone.recipe/2"}, "classification")
+
+
+def test_metadata_round_trips_through_the_model_file(tmp_path):
+    path = tmp_path / "m.onnx"
+    onnx.save(empty_model(), str(path))
+    stamp_metadata(path, META)
+    stamp_metadata(path, {"other.key": "kept"})  # other keys are kept, ours are replaced
+    session = make_session(path, 1)
+    assert ModelMetadata.of_session(session, str(path)) == META
+    assert session.get_modelmeta().custom_metadata_map["other.key"] == "kept"
+
+
+@pytest.mark.parametrize(
+    ("props", "needle"),
+    [
+        ({}, "no paretone metadata"),
+        ({**META.to_props(), "paretone.labels": "[not json"}, "not valid JSON"),
+        ({**META.to_props(), "paretone.labels": "[]"}, "non-empty list"),
+        ({**META.to_props(), "paretone.sample_rate": "fast"}, "malformed"),
+        ({**META.to_props(), "paretone.clip_samples": "-1"}, "positive"),
+        ({**META.to_props(), "paretone.thresholds": "[0.5]"}, "one threshold per label"),
+    ],
+)
+def test_foreign_or_corrupt_metadata_is_one_error(props, needle):
+    with pytest.raises(ConfigError, match=needle):
+        ModelMetadata.from_props(props, "m.onnx")
+
+
+def test_unloadable_models_are_one_error_naming_the_fix(tmp_path):
+    with pytest.raises(ConfigError, match="no such model file; do this"):
+        open_session(tmp_path / "absent.onnx", fix="do this")
+    (tmp_path / "bad.onnx").write_bytes(b"not onnx")
+    with pytest.raises(ConfigError, match="ONNX Runtime cannot load it"):
+        open_session(tmp_path / "bad.onnx", fix="do this")
+
+
+def test_logits_in_batches_equal_one_batch(tmp_path):
+    model = build_model(CNNConfig.uniform(num_classes=3, channels=(4, 4))).eval()
+    path = export_onnx(model, tmp_path / "m.onnx")
+    waves = np.random.default_rng(0).standard_normal((10, 8000)).astype(np.float32) * 0.1
+    assert np.allclose(
+        run_logits(path, waves, batch_size=3), run_logits(path, waves, batch_size=64), atol=1e-5
+    )
+
+
+def test_latency_measurement_reports_pinned_threads(tmp_path):
+    model = build_model(CNNConfig.uniform(num_classes=10, channels=(8, 8)))
+    path = export_onnx(model, tmp_path / "m.onnx")
+    latency = measure_latency(path, threads=1, passes=3, runs=5)
+    assert latency.threads == 1 and latency.repeats == 15 and latency.passes == 3
+    assert 0 < latency.p10_ms <= latency.median_ms <= latency.p90_ms
+    assert latency.latency_ms <= latency.median_ms  # the quietest pass is at most the overall median

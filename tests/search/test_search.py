@@ -1,0 +1,183 @@
+"""The search for real: a trained tiny teacher, real FSDD audio, real local Ray, real Optuna storage.
+
+Latency predictions come from a device profile whose kernel times are set to a known function of
+their MACs, so which candidates break the budget is deterministic on any machine; everything else
+(fine-tuning, storage, Ray, resume) is the production path.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import shutil
+import socket
+import subprocess
+import time
+
+import optuna
+import pytest
+from optuna.trial import TrialState
+
+from paretone.search import Budget, Driver, candidates, load_study, make_storage
+from tests.conftest import SYNTHETIC as DEVICE
+from tests.helpers import make_driver, run_cli
+
+pytestmark = pytest.mark.slow  # starts Ray
+
+
+@pytest.fixture(scope="module")
+def teacher(tiny_teacher):
+    return tiny_teacher
+
+
+@pytest.fixture(scope="module")
+def profile(synthetic_device) -> tuple:
+    return synthetic_device
+
+
+def _driver(teacher, profile, tmp_path, **overrides) -> Driver:
+    return make_driver(teacher, profile[0], tmp_path, **overrides)
+
+
+def _trials(storage: str, study: str) -> list[optuna.trial.FrozenTrial]:
+    return optuna.load_study(study_name=study, storage=make_storage(storage)).get_trials()
+
+
+def test_search_fine_tunes_feasible_and_tells_infeasible_cheaply(teacher, profile, tmp_path, monkeypatch):
+    driver = _driver(teacher, profile, tmp_path, trials=6, budget=Budget(latency_fraction=0.7))
+    summary = driver.run()
+    trials = _trials(driver.settings.storage, "s")
+    assert summary.fine_tuned == 6 and len(trials) == 6 + summary.screened  # screening is not counted
+    assert all(t.state == TrialState.COMPLETE for t in trials)
+    assert driver.study.metric_names == ["val_accuracy", "latency_ms", "peak_bytes"]  # named objectives
+    for t in trials:
+        kernels = driver.space.recipe(t.params).kernels(driver.teacher_config)
+        assert t.user_attrs["predicted"]["latency_ms"] == driver.costs.latency.predict(kernels).latency_ms
+        over = t.constraints["latency_ms"] > 0
+        assert t.values[1] == t.user_attrs["predicted"]["latency_ms"]
+        assert t.user_attrs["fine_tuned"] is (not over)
+        folder = tmp_path / "runs" / "s" / "trials" / f"{t.number:05d}"
+        assert (folder / "weights.safetensors").is_file() is (not over)
+        if not over:
+            assert (folder / "recipe.json").is_file() and 0 <= t.values[0] <= 1
+    assert summary.screened > 0 and sum(t.user_attrs["fine_tuned"] for t in trials) == 6  # both kinds
+    warm = [t for t in trials if t.user_attrs.get("warm_start")]
+    assert warm and all(t.constraints["latency_ms"] <= 0 for t in warm)  # warm starts fit the budget
+    # artifact paths are stored relative to the study's folder: readable from anywhere
+    tuned = [t for t in trials if t.user_attrs["fine_tuned"]]
+    assert all(not os.path.isabs(t.user_attrs["student_dir"]) for t in tuned)
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    pool = candidates(load_study("s", driver.settings.storage), tmp_path)
+    assert all((c.student / "weights.safetensors").is_file() for c in pool) and len(pool) == 6
+
+
+def test_resume_continues_to_the_requested_count_and_retries_stale_trials_once(teacher, profile, tmp_path):
+    storage = f"sqlite:///{tmp_path / 'resume.db'}"
+    first = _driver(teacher, profile, tmp_path, study="r", storage=storage, trials=2)
+    first.run()
+    kept = {t.number: t.values for t in _trials(storage, "r")}
+    # a driver that died mid-trial: a RUNNING trial whose heartbeat stopped long ago
+    study = optuna.load_study(study_name="r", storage=make_storage(storage))
+    orphan = study.ask(first.space.distributions())
+    orphan.set_user_attr("heartbeat", time.time() - 3600)
+    resumed = _driver(teacher, profile, tmp_path, study="r", storage=storage, trials=4, resume=True)
+    resumed.run()
+    trials = _trials(storage, "r")
+    for number, values in kept.items():
+        assert trials[number].values == values  # finished trials are kept as they were
+    dead = trials[orphan.number]
+    assert dead.state == TrialState.FAIL and "no heartbeat" in dead.user_attrs["fail_reason"]
+    retries = [t for t in trials if t.user_attrs.get("retry_of") == orphan.number]
+    assert len(retries) == 1 and retries[0].params == dead.params and retries[0].state == TrialState.COMPLETE
+    tuned = [t for t in trials if t.state == TrialState.COMPLETE and t.user_attrs["fine_tuned"]]
+    assert resumed.finished() == 4 and len(tuned) == 4
+
+
+def test_journal_storage_and_trial_errors_fail_with_a_reason(teacher, profile, tmp_path):
+    storage = f"journal:{tmp_path / 'study.log'}"
+    driver = _driver(
+        teacher, profile, tmp_path, study="j", storage=storage, trials=2, budget=Budget(latency_fraction=1.0)
+    )
+    original = driver._launch
+
+    def broken_recipe_once(worker):
+        launched = original(worker)
+        if launched is not None and not hasattr(broken_recipe_once, "done"):
+            broken_recipe_once.done = True
+            bad = {"format": "paretone.recipe/1", "heads": {"blocks.0.attn.heads": 99}}
+            return dataclasses.replace(launched, future=worker.fine_tune.remote(bad, 1, str(tmp_path / "x")))
+        return launched
+
+    driver._launch = broken_recipe_once
+    driver.run()
+    trials = _trials(storage, "j")
+    failed = [t for t in trials if t.state == TrialState.FAIL]
+    assert len(failed) == 1 and "ConfigError" in failed[0].user_attrs["fail_reason"]
+    assert failed[0].user_attrs["retried"] is False  # an error in the trial itself is not retried
+    assert sum(t.state == TrialState.COMPLETE for t in trials) == 1 and driver.finished() == 2
+
+
+def test_cli_refuses_bad_budgets_and_studies_in_one_line(teacher, profile, tmp_path):
+    _, profiles = profile
+    common = ("search", "--teacher", str(teacher), "--device", DEVICE, "--profile-dir", str(profiles))
+    storage = ("--storage", f"sqlite:///{tmp_path / 'c.db'}")
+    for args, needle in [
+        (("--latency-budget-ms", "-3"), "must be a positive number"),
+        (("--latency-budget-ms", "0.000001"), "unreachable"),
+        (("--study", "missing", "--resume"), "nothing to resume"),
+        (("--device", "phone"), "device 'phone' has no profile"),
+    ]:
+        result = run_cli(*common, *storage, *args, cwd=tmp_path)
+        assert result.returncode == 2, result.stderr
+        last = result.stderr.strip().splitlines()[-1]
+        assert last.startswith("paretone: error: ") and needle in last and "Traceback" not in result.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == []  # nothing written, not even a database
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.mark.skipif(shutil.which("ray") is None, reason="the ray CLI is not installed")
+def test_search_runs_on_an_existing_two_node_ray_cluster(teacher, profile, tmp_path):
+    _, profiles = profile
+    port = _free_port()
+    env_args = ("--num-cpus", "1", "--disable-usage-stats")
+    head_args = [
+        "--head",
+        "--node-ip-address",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--include-dashboard",
+        "false",
+    ]
+    head = subprocess.run(
+        ["ray", "start", *head_args, *env_args], capture_output=True, text=True, timeout=180
+    )
+    try:
+        assert head.returncode == 0, head.stderr
+        worker = subprocess.run(
+            ["ray", "start", "--address", f"127.0.0.1:{port}", "--node-ip-address", "127.0.0.1", *env_args],
+            capture_output=True, text=True, timeout=180,
+        )  # fmt: skip
+        assert worker.returncode == 0, worker.stderr
+        result = run_cli(
+            "search", "--teacher", str(teacher), "--device", DEVICE, "--profile-dir", str(profiles),
+            "--study", "cluster", "--storage", f"sqlite:///{tmp_path / 'cluster.db'}", "--trials", "2",
+            "--workers", "2", "--epochs", "1", "--latency-budget-fraction", "1.0",
+            "--ray-address", f"127.0.0.1:{port}",
+            cwd=tmp_path,
+        )  # fmt: skip
+        assert result.returncode == 0, result.stderr
+        assert "study cluster: 2 fine-tuned" in result.stdout
+        status = subprocess.run(
+            ["ray", "status", "--address", f"127.0.0.1:{port}"], capture_output=True, text=True
+        )
+        assert status.stdout.count("node_") >= 2  # both nodes were up for the search
+    finally:
+        subprocess.run(["ray", "stop", "--force"], capture_output=True, timeout=120)
