@@ -45,6 +45,7 @@ def _teacher(catalog, split: str, directory: Path, epochs: int) -> AudioModel:
             train_config=TrainConfig(epochs=epochs),
             out_dir=directory,
             latency_threads=(1,),
+            overwrite=True,  # the benchmark's own folder
         )
     return load_model(directory).model
 

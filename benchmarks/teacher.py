@@ -46,6 +46,7 @@ def _run(
         train_config=train_config,
         out_dir=out,
         latency_threads=(1,),
+        overwrite=True,  # the benchmark's own folder
     )
     return {
         "split": split,

@@ -22,7 +22,7 @@ from paretone._io import write_atomic
 from paretone.compress._convert import Conversion, quiet_quantizer_logs
 from paretone.compress._fake_quant import ActivationQuantizer, fake_quant_layers
 from paretone.compress._formats import RUNTIME_FORMATS, Converter, RuntimeFormat
-from paretone.compress._quantize import Quantize
+from paretone.compress._quantize import Quantize, leaf_layers
 from paretone.compress._recipe import Recipe
 from paretone.models import AudioModel, export_onnx, weight_nodes
 from paretone.runtime import INPUT_NAME
@@ -121,8 +121,9 @@ def export_compressed(
         model = onnx.load(export_onnx(_plain_copy(student), Path(tmp) / "float.onnx"))
     nodes = weight_nodes(model)
     plan = {
-        layer.name: (quantize.format_of(layer.name, layer.kind), nodes[layer.name].name)
+        leaf: (quantize.format_of(layer.name, layer.kind), nodes[leaf].name)
         for layer in student.structure().quantizable
+        for leaf in leaf_layers(student, layer.name)
     }
     conversion = Conversion(
         feeds=[{INPUT_NAME: batch.numpy().astype(np.float32)} for batch in calibration.split(16)],

@@ -13,6 +13,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from paretone.compress._formats import RuntimeFormat
+from paretone.models import DenseWeightConv
 
 
 def _round_ste(x: torch.Tensor) -> torch.Tensor:
@@ -114,6 +115,47 @@ class FakeQuantConv2d(nn.Conv2d):
         return _copy_rounded(self, nn.Conv2d(**_conv_shape(self)))
 
 
+class FakeQuantDenseConv(nn.Module):
+    """A ``DenseWeightConv`` (a quaternion convolution, ...) computing at a runtime format: its dense
+    weight is rounded per output channel, as the export stores it.
+
+    The source's structured parameters are registered here under their own names (so checkpoints
+    keep their keys) and the source, held outside the module tree, computes the dense weight from
+    those very tensors.
+    """
+
+    def __init__(self, source: DenseWeightConv, fmt: RuntimeFormat) -> None:
+        super().__init__()
+        for name, param in source.named_parameters(recurse=False):
+            self.register_parameter(name, param)
+        object.__setattr__(self, "_source", source)  # not a submodule: its parameters are ours
+        self.in_channels, self.out_channels = source.in_channels, source.out_channels
+        self.kernel_size, self.padding = source.kernel_size, source.padding
+        self.format = fmt
+        self.input_quant = _input_quantizer(fmt)
+
+    @property
+    def bias(self) -> None:
+        return None
+
+    def quantized_weight(self) -> torch.Tensor:
+        weight = self._source.dense_weight()
+        return quantize_weight(weight, self.format.weight_bits) if self.format.weight_bits else weight
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.conv2d(self.input_quant(x), self.quantized_weight(), padding=self.padding)
+
+    def count_macs(self, inputs: tuple[torch.Tensor, ...], output: torch.Tensor) -> int:
+        return self._source.count_macs(inputs, output)
+
+    def frozen(self) -> nn.Conv2d:
+        """A plain conv holding the rounded dense weight: what the exporter converts."""
+        plain = nn.Conv2d(
+            self.in_channels, self.out_channels, self.kernel_size, padding=self.padding, bias=False
+        )
+        return _copy_rounded(self, plain)
+
+
 def _input_quantizer(fmt: RuntimeFormat) -> nn.Module:
     return ActivationQuantizer(fmt.activation_bits) if fmt.activation_bits else nn.Identity()
 
@@ -132,7 +174,7 @@ def _conv_shape(conv: nn.Conv2d) -> dict:
 
 
 @torch.no_grad()
-def _copy_rounded(source: FakeQuantLinear | FakeQuantConv2d, plain: nn.Module) -> nn.Module:
+def _copy_rounded(source: FakeQuantLayer, plain: nn.Module) -> nn.Module:
     plain.weight.copy_(source.quantized_weight())
     if source.bias is not None:
         plain.bias.copy_(source.bias)
@@ -150,6 +192,8 @@ def attach_fake_quant(model: nn.Module, formats: dict[str, RuntimeFormat]) -> nn
             replacement: nn.Module = FakeQuantLinear(module, fmt)
         elif isinstance(module, nn.Conv2d):
             replacement = FakeQuantConv2d(module, fmt)
+        elif isinstance(module, DenseWeightConv):
+            replacement = FakeQuantDenseConv(module, fmt)
         else:
             raise TypeError(f"{name} is a {type(module).__name__}, not a quantizable layer")
         parent_name, _, child = name.rpartition(".")
@@ -157,5 +201,8 @@ def attach_fake_quant(model: nn.Module, formats: dict[str, RuntimeFormat]) -> nn
     return model
 
 
-def fake_quant_layers(model: nn.Module) -> dict[str, FakeQuantLinear | FakeQuantConv2d]:
-    return {n: m for n, m in model.named_modules() if isinstance(m, FakeQuantLinear | FakeQuantConv2d)}
+FakeQuantLayer = FakeQuantLinear | FakeQuantConv2d | FakeQuantDenseConv
+
+
+def fake_quant_layers(model: nn.Module) -> dict[str, FakeQuantLayer]:
+    return {n: m for n, m in model.named_modules() if isinstance(m, FakeQuantLayer)}

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 from paretone._registry import Registry
-from paretone.audio import FrontEndConfig
+from paretone.audio import FrontEndConfig, WaveformSet
 from paretone.errors import ConfigError
 from paretone.models import AudioModel, LayerKernel, ModelStructure
 
@@ -107,7 +107,11 @@ class Operator(ABC):
     def plan(self, structure: ModelStructure, plan: StudentPlan) -> StudentPlan:
         return plan
 
-    def transform(self, student: AudioModel) -> AudioModel:
+    def transform(
+        self, student: AudioModel, *, data: WaveformSet | None = None, initialise: bool = True
+    ) -> AudioModel:
+        """Change the built student's modules. ``data``: a few training clips, for transforms that
+        fit to activations; ``initialise=False``: shapes only (a checkpoint's weights follow)."""
         return student
 
     def kernels(self, kernels: list[LayerKernel]) -> list[LayerKernel]:

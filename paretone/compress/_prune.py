@@ -105,7 +105,7 @@ class Prune(Operator):
             if unit is None or unit.kind == ATTENTION_HEADS:
                 known = ", ".join(u.name for u in structure.prunable if u.kind != ATTENTION_HEADS)
                 raise ConfigError(f"recipe channels: unknown unit {name!r}; this model has {known}")
-        importance_named(self.importance).check(structure)
+        importance_named(self.importance).check(structure, set(self.heads) | set(self.channels))
 
     def plan(self, structure: ModelStructure, plan: StudentPlan) -> StudentPlan:
         kept = {u.name: self.kept(u.name, u.size) for u in structure.prunable}

@@ -14,6 +14,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from torch import nn
+
+from paretone.audio import WaveformSet
 from paretone.compress._fake_quant import attach_fake_quant
 from paretone.compress._formats import FLOAT, RuntimeFormat, formats_for, runtime_format
 from paretone.compress._operator import (
@@ -68,9 +71,15 @@ class Quantize(Operator):
         """Runtime format name per quantizable layer (``float`` where the entry is silent)."""
         return {q.name: self.formats.get(q.name, FLOAT) for q in structure.quantizable}
 
-    def transform(self, student: AudioModel) -> AudioModel:
+    def transform(
+        self, student: AudioModel, *, data: WaveformSet | None = None, initialise: bool = True
+    ) -> AudioModel:
         kinds = {q.name: q.kind for q in student.structure().quantizable}
-        return attach_fake_quant(student, {n: runtime_format(kinds[n], f) for n, f in self.formats.items()})
+        formats = {}
+        for name, fmt in self.formats.items():
+            for leaf in leaf_layers(student, name):  # each factor of a factorised layer
+                formats[leaf] = runtime_format(kinds[name], fmt)
+        return attach_fake_quant(student, formats)
 
     def kernels(self, kernels: list[LayerKernel]) -> list[LayerKernel]:
         out = []
@@ -122,6 +131,14 @@ class Quantize(Operator):
     @classmethod
     def uniform(cls, params: Sequence[Param], setting: UniformSetting) -> dict[str, Any]:
         return {p.name: setting.format if setting.format in p.choices else p.choices[0] for p in params}
+
+
+def leaf_layers(student: nn.Module, layer: str) -> list[str]:
+    """The modules that carry a structure layer's weights: the layer itself, or its parts when a
+    transform split it (``quantizable_parts()``: a factorised layer's two factors)."""
+    module = dict(student.named_modules())[layer]
+    parts = getattr(module, "quantizable_parts", None)
+    return [f"{layer}.{part}" for part in parts()] if parts is not None else [layer]
 
 
 def _patterns(value: Any) -> dict[str, tuple[str, ...]]:

@@ -52,7 +52,7 @@ def apply(
     student.load_state_dict(state, strict=True)
     student.train(teacher.training)
     for op in recipe.operators:
-        student = op.transform(student)
+        student = op.transform(student, data=data)
     if data is not None:
         calibrate_activations(student, data.waveforms[:256])
     return student
@@ -102,7 +102,7 @@ def load_student(directory: str | os.PathLike[str]) -> tuple[LoadedModel, Recipe
         # The student's structure is already the pruned one: only the module transforms remain.
         recipe.check(model.structure())
         for op in recipe.operators:
-            model = op.transform(model)
+            model = op.transform(model, initialise=False)
         return model
 
     try:

@@ -6,7 +6,7 @@ search.
 """
 
 from paretone.models._ast import AST, AST_FAMILY, ASTBlockConfig, ASTConfig
-from paretone.models._base import AudioModel, MatMul
+from paretone.models._base import AudioModel, DenseWeightConv, MatMul
 from paretone.models._checkpoint import (
     CHECKPOINT_FORMAT,
     CONFIG_FILE,
@@ -30,6 +30,14 @@ from paretone.models._kernels import (
     width_grid,
 )
 from paretone.models._onnx import export_onnx, weight_nodes
+from paretone.models._qcnn import (
+    QCNN,
+    QCNN_FAMILY,
+    QUATERNION_FILTERS,
+    QCNNBlockConfig,
+    QCNNConfig,
+    QuaternionConv2d,
+)
 from paretone.models._registry import (
     FAMILIES,
     build_model,
@@ -64,7 +72,10 @@ __all__ = [
     "FFN_CHANNELS",
     "KERNEL_KINDS",
     "LAYER_NODE",
+    "QCNN",
+    "QCNN_FAMILY",
     "QK_CHANNELS",
+    "QUATERNION_FILTERS",
     "V_CHANNELS",
     "WEIGHTS_FILE",
     "ASTBlockConfig",
@@ -73,6 +84,7 @@ __all__ = [
     "CNNBlockConfig",
     "CNNConfig",
     "Complexity",
+    "DenseWeightConv",
     "Elementwise",
     "Family",
     "Kernel",
@@ -82,7 +94,10 @@ __all__ = [
     "MatMul",
     "ModelStructure",
     "PrunableUnit",
+    "QCNNBlockConfig",
+    "QCNNConfig",
     "QuantizableLayer",
+    "QuaternionConv2d",
     "SizeOption",
     "build_model",
     "config_from_dict",

@@ -51,3 +51,39 @@ def linear_layer(name: str, in_features: int, out_features: int) -> QuantizableL
 def conv_layer(name: str, in_channels: int, out_channels: int, kernel: tuple[int, int]) -> QuantizableLayer:
     params = in_channels * out_channels * kernel[0] * kernel[1]
     return QuantizableLayer(name, "conv2d", in_channels, out_channels, params)
+
+
+class DenseWeightConv(nn.Module, ABC):
+    """A 2-D convolution whose weight is computed from structured parameters (a quaternion
+    convolution shares four component tensors through the Hamilton product).
+
+    ``dense_weight()`` is the ordinary (out, in, kh, kw) weight it computes with; exported as is,
+    the graph computes it from the stored parameters when the session loads. Compression treats it
+    as a conv layer: fake quantization rounds the dense weight, and a quantized export stores the
+    rounded dense weight as a plain ``Conv``.
+    """
+
+    in_channels: int
+    out_channels: int
+    kernel_size: tuple[int, int]
+    padding: tuple[int, int]
+
+    @abstractmethod
+    def dense_weight(self) -> torch.Tensor: ...
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.nn.functional.conv2d(x, self.dense_weight(), padding=self.padding)
+
+    def count_macs(self, inputs: tuple[torch.Tensor, ...], output: torch.Tensor) -> int:
+        """Multiply-accumulates of the dense convolution (what the exported Conv node computes)."""
+        kh, kw = self.kernel_size
+        return output.numel() * self.in_channels * kh * kw
+
+    def folded(self) -> nn.Conv2d:
+        """A plain ``nn.Conv2d`` holding the dense weight (the same function, stored densely)."""
+        conv = nn.Conv2d(
+            self.in_channels, self.out_channels, self.kernel_size, padding=self.padding, bias=False
+        )
+        with torch.no_grad():
+            conv.weight.copy_(self.dense_weight())
+        return conv

@@ -96,19 +96,16 @@ class CNN(AudioModel):
         return self.head(self.dropout(x.mean(dim=(2, 3))))
 
 
-def conv_map_kernels(
-    config: Any, conv_kind: str = "conv_relu", in_channels: int = 1, channel_scale: int = 1
-) -> list[LayerKernel]:
-    """Kernels of a VGG-style stack of ``blocks`` (conv, optional 2x2 max-pool) and a pooled head;
-    ``channel_scale`` real channels per configured channel (4 for quaternion convolutions)."""
+def conv_map_kernels(config: Any, conv_kind: str = "conv_relu", in_channels: int = 1) -> list[LayerKernel]:
+    """Kernels of a VGG-style stack of ``blocks`` (conv of ``conv_kind``, optional 2x2 max-pool)
+    over the log-mel map, and a pooled head; block ``i``'s conv is the layer ``blocks.{i}.conv``."""
     fe = config.front_end
     height, width, channels = fe.n_mels, fe.frames, in_channels
     out = [LayerKernel(front_end_kernel(fe))]
     for i, b in enumerate(config.blocks):
-        c_out = b.out_channels * channel_scale
-        shape = {"in": channels, "out": c_out}
+        shape = {"in": channels, "out": b.out_channels}
         out.append(LayerKernel(Kernel.of(conv_kind, height=height, width=width, **shape), f"blocks.{i}.conv"))
-        channels = c_out
+        channels = b.out_channels
         if b.pool:
             out.append(LayerKernel(Kernel.of("maxpool", channels=channels, height=height, width=width)))
             height, width = height // 2, width // 2
@@ -118,15 +115,15 @@ def conv_map_kernels(
 
 
 def conv_map_sweep(
-    config: Any, conv_kind: str = "conv_relu", in_channels: int = 1, channel_scale: int = 1
+    config: Any, conv_kind: str = "conv_relu", in_channels: int = 1, unit: int = 1
 ) -> set[Kernel]:
-    """Every conv, pool and head shape filter pruning can leave of ``conv_map_kernels``."""
-    kernels = {k.kernel for k in conv_map_kernels(config, conv_kind, in_channels, channel_scale)}
+    """Every conv, pool and head shape filter pruning can leave of ``conv_map_kernels``; pruning
+    removes ``unit`` real channels at a time (4 for quaternion filters)."""
+    kernels = {k.kernel for k in conv_map_kernels(config, conv_kind, in_channels)}
     height, width, previous = config.front_end.n_mels, config.front_end.frames, [in_channels]
     for block in config.blocks:
-        outs = [
-            c * channel_scale for c in width_grid(block.out_channels, step=max(8, block.out_channels // 4))
-        ]
+        size = block.out_channels // unit
+        outs = [unit * c for c in width_grid(size, step=max(8, size // 4))]
         for c_in in previous:
             for c_out in outs:
                 shape = {"in": c_in, "out": c_out}

@@ -1,4 +1,8 @@
-"""MACs and parameters, counted with thop at batch size 1 on the model's real input shape."""
+"""MACs and parameters, counted with thop at batch size 1 on the model's real input shape.
+
+A module with a ``count_macs(inputs, output)`` method (``DenseWeightConv``, a family's fixed
+feature transforms) counts itself, as a dense layer: its MACs are what its Conv/MatMul nodes do.
+"""
 
 from __future__ import annotations
 
@@ -46,6 +50,10 @@ def _count_dft_mel(module: nn.Module, inputs: tuple[torch.Tensor, ...], output: 
     )
 
 
+def _count_own(module: nn.Module, inputs: tuple[torch.Tensor, ...], output: torch.Tensor) -> None:
+    module.total_ops += torch.DoubleTensor([module.count_macs(inputs, output)])
+
+
 def count_complexity(model: AudioModel) -> Complexity:
     """Count on a deep copy: thop leaves ``total_ops`` buffers behind on modules it has no rule for."""
     probe = copy.deepcopy(model).eval()
@@ -56,7 +64,9 @@ def count_complexity(model: AudioModel) -> Complexity:
         DFTMelSpectrogram: _count_dft_mel,
     }
     for module in probe.modules():  # thop matches exact types; count subclasses (fake-quant layers) too
-        if isinstance(module, nn.Linear) and type(module) is not nn.Linear:
+        if hasattr(module, "count_macs"):  # a module that knows its own dense MACs (DenseWeightConv, ...)
+            custom[type(module)] = _count_own
+        elif isinstance(module, nn.Linear) and type(module) is not nn.Linear:
             custom[type(module)] = count_linear
         elif isinstance(module, nn.Conv2d) and type(module) is not nn.Conv2d:
             custom[type(module)] = count_convNd
@@ -70,7 +80,7 @@ def count_complexity(model: AudioModel) -> Complexity:
         nonlocal dense
         for name, (ops, _, children) in tree.items():
             full = f"{prefix}{name}"
-            if isinstance(modules[full], DENSE_LAYERS):
+            if isinstance(modules[full], DENSE_LAYERS) or hasattr(modules[full], "count_macs"):
                 dense += ops
             else:
                 walk(f"{full}.", children)

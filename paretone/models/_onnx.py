@@ -23,6 +23,7 @@ from onnx import helper, numpy_helper
 from torch import nn
 
 from paretone._io import write_atomic
+from paretone.models._base import DenseWeightConv
 from paretone.runtime import INPUT_NAME, OUTPUT_NAME
 
 WEIGHT_OPS = ("MatMul", "Conv", "Gemm")
@@ -117,24 +118,32 @@ def _batchnorm_owners(model: nn.Module) -> dict[str, str]:
     for parent_name, parent in model.named_modules():
         children = list(parent.named_children())
         for (conv_name, conv), (bn_name, bn) in itertools.pairwise(children):
-            if isinstance(conv, nn.Conv2d) and isinstance(bn, nn.BatchNorm2d):
+            if isinstance(conv, nn.Conv2d | DenseWeightConv) and isinstance(bn, nn.BatchNorm2d):
                 prefix = f"{parent_name}." if parent_name else ""
                 owners[prefix + bn_name] = prefix + conv_name
     return owners
 
 
 def _name_weight_nodes(model: onnx.ModelProto, aliases: dict[str, str]) -> None:
-    """Name each Conv/MatMul/Gemm node after the module that produced it: ``blocks.0.attn.q/MatMul``.
+    """Name each Conv/MatMul/Gemm node after the module that produced it: ``blocks.0.attn.q/MatMul``
+    (``/MatMul_1`` and so on for further nodes of the same module, which must stay unique).
 
     Compression addresses layers by module name, and so do the hardware models' per-kernel reports.
     """
+    taken: set[str] = set()
     for node in model.graph.node:
         if node.op_type not in WEIGHT_OPS:
             continue
         scopes = next((p.value for p in node.metadata_props if p.key == "pkg.torch.onnx.name_scopes"), None)
         path = ast.literal_eval(scopes) if scopes else []
         if len(path) >= 2:
-            node.name = f"{aliases.get(path[-2], path[-2])}/{node.op_type}"
+            base = f"{aliases.get(path[-2], path[-2])}/{node.op_type}"
+            name, count = base, 0
+            while name in taken:
+                count += 1
+                name = f"{base}_{count}"
+            node.name = name
+            taken.add(name)
 
 
 def weight_nodes(model: onnx.ModelProto) -> dict[str, onnx.NodeProto]:

@@ -46,6 +46,7 @@ TRIAL_RETRIED = "retried"
 TRIAL_RETRY_OF = "retry_of"
 TRIAL_WARM_START = "warm_start"
 TRIAL_WARM_START_INDEX = "warm_start_index"
+TRIAL_INVALID = "invalid"  # why a sampled point could not be built (told as infeasible)
 OLD_TRIAL_ARTIFACTS = "artifacts"  # paretone 0.1.0: a path relative to the working directory
 
 LATENCY, PEAK = "latency_ms", "peak_bytes"
@@ -268,6 +269,10 @@ def retry_attrs(number: int) -> dict[str, Any]:
 
 def warm_start_attrs(index: int) -> dict[str, Any]:
     return {TRIAL_WARM_START: True, TRIAL_WARM_START_INDEX: index}
+
+
+def invalid_attrs(reason: str) -> dict[str, Any]:
+    return {TRIAL_INVALID: reason}
 
 
 def screened_attrs() -> dict[str, Any]:

@@ -24,6 +24,11 @@ KEEP_LEVELS = tuple(1 - i / 16 for i in range(16))  # kept fractions the uniform
 FORMAT_NAMES = tuple(dict.fromkeys(f.name for f in RUNTIME_FORMATS))  # every format, table order
 
 
+class InvalidCandidate(ConfigError):
+    """A sampled point the operators cannot build (a rank the pruned layer cannot take, ...): told to
+    the study as infeasible, never fine-tuned."""
+
+
 @dataclass(frozen=True)
 class Cost:
     kernels: list[Kernel]
@@ -46,8 +51,12 @@ class CostModel:
             )
 
     def cost(self, recipe: Recipe) -> Cost:
-        """ConfigError if the profile cannot predict every kernel (never a silent partial sum)."""
-        kernels = recipe.kernels(self.teacher_config)
+        """InvalidCandidate if the recipe cannot be built; ConfigError if the profile cannot predict
+        every kernel (never a silent partial sum)."""
+        try:
+            kernels = recipe.kernels(self.teacher_config)
+        except ConfigError as exc:
+            raise InvalidCandidate(str(exc)) from None
         latency_ms = self.latency.predict(kernels).require_complete(self.device).latency_ms
         memory = self.memory.predict(kernels)
         predicted = Predicted(

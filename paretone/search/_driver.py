@@ -25,6 +25,7 @@ from paretone.search._attrs import (
     Objectives,
     StudyInfo,
     fine_tuned,
+    invalid_attrs,
     proposal_attrs,
     result_attrs,
     retried,
@@ -35,7 +36,7 @@ from paretone.search._attrs import (
     warm_start_index,
 )
 from paretone.search._budget import Budget, ResolvedBudget
-from paretone.search._costs import CostModel
+from paretone.search._costs import CostModel, InvalidCandidate
 from paretone.search._front import Candidate, pareto_candidates
 from paretone.search._liveness import Liveness
 from paretone.search._study import SAMPLERS, make_sampler, open_study
@@ -268,7 +269,15 @@ class Driver:
         """Ask, predict, and either fine-tune on ``worker`` or tell at once as infeasible."""
         trial = self.study.ask(self.space.distributions())
         recipe = self.space.recipe(trial.params)
-        predicted = self.costs.cost(recipe).predicted
+        try:
+            predicted = self.costs.cost(recipe).predicted
+        except InvalidCandidate as exc:  # told as infeasible: the sampler learns to avoid such points
+            set_attrs(trial, {**screened_attrs(), **invalid_attrs(str(exc))})
+            worst_ms, worst_bytes = 10 * self.costs.teacher_latency_ms, 1e12  # far over every budget
+            for name, value in self.budget.constraints(worst_ms, worst_bytes, worst_bytes).items():
+                trial.set_constraint(name, value)
+            self.study.tell(trial, Objectives(0.0, worst_ms, worst_bytes).values())
+            return None
         constraints = self.budget.constraints(
             predicted.latency_ms, predicted.peak_bytes, predicted.model_bytes
         )

@@ -150,3 +150,48 @@ def test_dft_front_end_is_the_teacher_features_and_a_coarser_hop_resamples_posit
     assert "STFT" not in ops and "Conv" in ops
     stored = [i for i in onnx.load(str(onnx_path)).graph.initializer if len(i.dims) == 3 and i.dims[0] == 258]
     assert not stored  # the 258 x 256 DFT kernel is computed in the graph (folded at load), not stored
+
+
+def test_operator_norm_scores_filters_by_their_share_of_the_dominant_operator():
+    from paretone.compress._importance import operator_norm_scores
+
+    torch.manual_seed(0)
+    mean, direction = torch.randn(9), torch.nn.functional.normalize(torch.randn(9), dim=0)
+    amounts = torch.tensor([0.0, 0.0, 3.0, -1.0, 0.5])
+    bank = (mean + amounts[:, None] * direction).reshape(5, 1, 1, 3, 3)  # one input channel
+    scores = operator_norm_scores(bank)
+    centred = amounts - amounts.mean()
+    assert torch.allclose(scores, centred**2, atol=1e-4)  # the squared projection, filter by filter
+    assert scores.argmax() == 2
+
+
+def test_operator_norm_prunes_whole_quaternion_filters_it_ranks_lowest():
+    from paretone.compress._importance import operator_norm_scores
+    from paretone.models import FAMILIES, family_of
+
+    family = FAMILIES["qcnn"]
+    torch.manual_seed(0)
+    teacher = build_model(
+        family.teacher_config(num_classes=4, front_end=AST_CONFIG.front_end, channels=(16, 8))
+    ).eval()
+    ranked = operator_norm_scores(family_of(teacher.config).filter_banks(teacher)["blocks.0.filters"])
+    keep = ranked.topk(2).indices.sort().values
+    student = apply(Recipe.of(Prune(channels={"blocks.0.filters": 0.5}, importance="operator_norm")), teacher)
+    assert student.config.blocks[0].filters == 2 and student.blocks[0].bn.num_features == 8
+    assert torch.equal(
+        student.blocks[0].conv.r, teacher.blocks[0].conv.r[keep]
+    )  # whole filters, every component
+    assert torch.equal(student.blocks[0].conv.k, teacher.blocks[0].conv.k[keep])
+    assert torch.equal(
+        student.blocks[1].conv.i, teacher.blocks[1].conv.i[:, keep]
+    )  # and the next layer's inputs
+    real = torch.cat([c * 4 + keep for c in range(4)])
+    assert torch.equal(student.blocks[0].bn.weight, teacher.blocks[0].bn.weight[real])
+
+
+def test_operator_norm_is_refused_for_units_that_are_not_filters():
+    from paretone.errors import ConfigError
+
+    recipe = Recipe.of(Prune(channels={"blocks.0.ffn.hidden": 0.5}, importance="operator_norm"))
+    with pytest.raises(ConfigError, match="operator_norm scores convolution filters"):
+        recipe.check(build_model(AST_CONFIG).structure())

@@ -72,6 +72,13 @@ def test_calibration_covers_every_kernel_of_random_students():
         (Kernel.of("map_head", channels=3, height=3, width=2, classes=10), "Gemm"),
         (Kernel.of("add_layernorm", tokens=5, dim=8), "LayerNormalization"),
         (Kernel.of("token_head", tokens=5, dim=8, classes=10), "Gemm"),
+        (
+            Kernel.of("qconv_relu", "float", height=6, width=5, **{"in": 4, "out": 8}),
+            "Concat",
+        ),  # built at load
+        (Kernel.of("qconv_relu", "w8a8", height=6, width=5, **{"in": 4, "out": 8}), "DequantizeLinear"),
+        (Kernel.of("quaternion_input", mels=8, frames=11, learned=0), "Pad"),
+        (Kernel.of("quaternion_input", mels=8, frames=11, learned=1), "Conv"),
     ],
     ids=lambda v: v.key if isinstance(v, Kernel) else v,
 )

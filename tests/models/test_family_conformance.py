@@ -23,6 +23,7 @@ from paretone.hw_models import calibration_kernels, onnx_macs, random_recipe
 from paretone.models import (
     ATTENTION_HEADS,
     FAMILIES,
+    DenseWeightConv,
     build_model,
     config_from_dict,
     config_to_dict,
@@ -77,7 +78,8 @@ def test_structure_names_real_modules_with_their_sizes(name):
     for unit in structure.prunable:
         assert unit.size >= 1 and all(m in modules for m in unit.modules), unit
     for layer in structure.quantizable:
-        assert modules[layer.name].weight.numel() == layer.params, layer
+        stored = sum(p.numel() for n, p in modules[layer.name].named_parameters() if not n.endswith("bias"))
+        assert stored == layer.params, layer
         assert formats_for(layer.kind), f"{layer.name}: no runtime format for {layer.kind}"
     assert structure.front_end == model.config.front_end
     assert model(_waves()).shape == (4, 5)
@@ -133,8 +135,11 @@ def test_kernels_add_up_to_the_student_macs_and_params(name, seed):
     kernels = recipe.kernels(teacher.config)
     assert sum(k.macs for k in kernels) == count_complexity(student).dense_macs
     assert sum(k.params for k in kernels) == sum(p.numel() for p in student.parameters())
-    computed = dict(student.named_buffers()).get("front_end.mel.dft")
-    assert sum(k.computed_weight_bytes for k in kernels) == (0 if computed is None else 4 * computed.numel())
+    # weights the graph computes at load: the "dft" front-end's kernel, float structured convs' dense weights
+    dft = dict(student.named_buffers()).get("front_end.mel.dft")
+    dense = [m.dense_weight() for m in student.modules() if isinstance(m, DenseWeightConv)]
+    computed = 4 * ((0 if dft is None else dft.numel()) + sum(w.numel() for w in dense))
+    assert sum(k.computed_weight_bytes for k in kernels) == computed
     calibrated = {(k.kind, k.format) for k in calibration_kernels(teacher.config)}
     assert {(k.kind, k.format) for k in kernels} <= calibrated  # the sweep covers every student
 
