@@ -1,7 +1,7 @@
 """Compression: recipes of operator entries, the operators, runtime formats and export.
 
-A recipe (``Recipe``) is a set of operator entries; each operator (``Operator``: ``Prune``,
-``Quantize``, ``Distill``, ``FrontEnd``) is one module. The runtime-format table
+A recipe (``Recipe``) is a set of operator entries; each operator (``Operator``: ``FrontEnd``,
+``Prune``, ``Factorize``, ``Quantize``, ``Distill``) is one module. The runtime-format table
 (``RUNTIME_FORMATS``) carries each format's converter and verifier. Knows models, tasks and
 audio; knows no search.
 """
@@ -10,6 +10,7 @@ from paretone.compress._baseline import quantize_dynamic_baseline
 from paretone.compress._convert import Conversion
 from paretone.compress._deploy import LayerDeployment, export_compressed, quantize_onnx
 from paretone.compress._distill import Distill, teacher_logits
+from paretone.compress._factorize import Factorize, FactorizedLinear, factorize_linear, resolve_rank
 from paretone.compress._fake_quant import (
     ActivationQuantizer,
     FakeQuantConv2d,
@@ -54,6 +55,8 @@ __all__ = [
     "ActivationQuantizer",
     "Conversion",
     "Distill",
+    "Factorize",
+    "FactorizedLinear",
     "FakeQuantConv2d",
     "FakeQuantLinear",
     "FrontEnd",
@@ -71,6 +74,7 @@ __all__ = [
     "attach_fake_quant",
     "calibrate_activations",
     "export_compressed",
+    "factorize_linear",
     "format_for_bits",
     "formats_for",
     "front_end_options",
@@ -81,6 +85,7 @@ __all__ = [
     "quantize_weight",
     "register_importance",
     "register_operator",
+    "resolve_rank",
     "runtime_format",
     "save_student",
     "teacher_logits",

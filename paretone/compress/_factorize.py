@@ -15,7 +15,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 from torch import nn
@@ -121,6 +121,7 @@ class Factorize(Operator):
     key = "factorize"
     order = 20  # after pruning (the pruned layer is factorised), before quantization (of each factor)
     settings = ("ranks",)
+    example_settings: ClassVar[dict[str, Any]] = {"ranks": [0.1, 0.9]}
 
     def __post_init__(self) -> None:
         if self.init not in INITS:
@@ -183,7 +184,7 @@ class Factorize(Operator):
             k = placed.kernel
             d = k.dims
             r = resolve_rank(rank, d["out"], d["in"], placed.layer)  # type: ignore[arg-type]
-            first = Kernel.of("linear", k.format, tokens=d["tokens"], **{"in": d["in"], "out": r})
+            first = Kernel.of("matmul", k.format, tokens=d["tokens"], **{"in": d["in"], "out": r})
             second = replace(k, shape=(("tokens", d["tokens"]), ("in", r), ("out", d["out"])))
             out += [
                 replace(placed, kernel=first),
@@ -209,10 +210,10 @@ class Factorize(Operator):
     def parameters(
         cls, structure: ModelStructure, settings: Mapping[str, Any], frozen: Frozen
     ) -> list[Param]:
-        if frozen(cls.key):
+        if frozen(cls.key) or "ranks" not in settings:  # searched only when asked for: it widens calibration
             return []
         fractions = RANK_FRACTIONS
-        if "ranks" in settings:
+        if True:
             low, high = number_pair(settings["ranks"], "space: ranks")
             if not 0 < low <= high < 1:
                 raise ConfigError(
@@ -248,6 +249,22 @@ class Factorize(Operator):
     @classmethod
     def uniform(cls, params: Sequence[Param], setting: UniformSetting) -> dict[str, Any]:
         return {p.name: 1.0 for p in params}  # the uniform rule keeps full rank
+
+    @classmethod
+    def sweep(cls, kernels: set[Kernel], params: Sequence[Param]) -> set[Kernel]:
+        """The factor pair of every linear shape pruning can leave, at each searched rank fraction."""
+        fractions = sorted({f for p in params for f in p.choices if f < 1.0})
+        extra = set()
+        for kernel in kernels:
+            if kernel.kind not in ("linear", "linear_gelu"):
+                continue
+            placed = LayerKernel(kernel, "layer")
+            for fraction in fractions:
+                try:
+                    extra |= {p.kernel for p in cls({"layer": fraction}).kernels([placed])}
+                except ConfigError:
+                    continue  # a rank that saves nothing here: the space cannot propose it
+        return extra
 
 
 register_operator(Factorize)

@@ -18,7 +18,7 @@ from typing import Any, ClassVar
 from paretone._registry import Registry
 from paretone.audio import FrontEndConfig, WaveformSet
 from paretone.errors import ConfigError
-from paretone.models import AudioModel, LayerKernel, ModelStructure
+from paretone.models import AudioModel, Kernel, LayerKernel, ModelStructure
 
 Frozen = Callable[[str], bool]  # is this unit, layer or "front_end" frozen by the space config?
 
@@ -80,6 +80,7 @@ class Operator(ABC):
     key: ClassVar[str]
     order: ClassVar[int]  # where it applies: architecture first, module transforms, quantization last
     settings: ClassVar[tuple[str, ...]] = ()  # the ``[space]`` keys of a search config it reads
+    example_settings: ClassVar[dict[str, Any]] = {}  # settings that switch all its parameters on
 
     @classmethod
     @abstractmethod
@@ -135,6 +136,12 @@ class Operator(ABC):
     def uniform(cls, params: Sequence[Param], setting: UniformSetting) -> dict[str, Any]:
         """Values of its parameters under the uniform rule."""
         return {}
+
+    @classmethod
+    def sweep(cls, kernels: set[Kernel], params: Sequence[Param]) -> set[Kernel]:
+        """Float kernels calibration must measure beyond the family's sweep ``kernels`` when the
+        search offers ``params`` (shapes only this operator makes); none by default."""
+        return set()
 
 
 OPERATORS: Registry[type[Operator]] = Registry("operator", order=lambda cls: cls.order)  # application order

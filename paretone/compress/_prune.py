@@ -128,7 +128,8 @@ class Prune(Operator):
             units = [u for u in structure.prunable if u.kind == kind]
             kept = sum(self.kept(u.name, u.size) for u in units)
             total = sum(u.size for u in units)
-            lines.append(f"{UNIT_NAMES.get(kind, kind)} kept: {kept} of {total} ({kept / total:.0%}).")
+            name = UNIT_NAMES.get(kind, kind.replace("_", " ").capitalize())
+            lines.append(f"{name} kept: {kept} of {total} ({kept / total:.0%}).")
         if self.heads or self.channels:
             lines.append(f"Structures ranked by {self.importance} importance.")
         return lines

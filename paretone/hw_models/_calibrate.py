@@ -5,9 +5,11 @@ from __future__ import annotations
 import os
 import shutil
 import time
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from paretone.compress import Param
 from paretone.hw_models._kit import Progress, merge_results, random_models, read_results, write_kit
 from paretone.hw_models._profile import DeviceProfile, is_outdated, profile_path
 from paretone.hw_models._sweep import calibration_kernels
@@ -46,6 +48,7 @@ def calibrate(
     threads: int = 1,
     models: int = 12,
     passes: int = 5,
+    operators: Mapping[str, Sequence[Param]] | None = None,
     progress: Progress | None = None,
 ) -> CalibrationSummary:
     """Measure every kernel compression can make of ``teacher`` and ``models`` random whole models.
@@ -59,7 +62,7 @@ def calibrate(
     start = time.perf_counter()
     path = profile_path(profile_dir, device)
     profile = _load_or_new(path, device, threads)
-    kernels = [k for k in calibration_kernels(teacher.config) if k.key not in profile.kernels]
+    kernels = [k for k in calibration_kernels(teacher.config, operators) if k.key not in profile.kernels]
     kit_models = [
         m
         for m in random_models(teacher, models, seed=CALIBRATION_SEED, prefix="calibration")

@@ -10,26 +10,41 @@ from __future__ import annotations
 
 import dataclasses
 import random
+from collections.abc import Mapping, Sequence
 from typing import Any
 
-from paretone.compress import FrontEnd, Prune, Quantize, Recipe, formats_for, front_end_options
+from paretone.compress import (
+    OPERATORS,
+    FrontEnd,
+    Param,
+    Prune,
+    Quantize,
+    Recipe,
+    formats_for,
+    front_end_options,
+)
 from paretone.models import ATTENTION_HEADS, Kernel, ModelStructure, family_of
 
 
-def calibration_kernels(teacher: Any) -> list[Kernel]:
-    """Kernels to measure so that every student of ``teacher`` is covered (every front-end choice)."""
+def calibration_kernels(teacher: Any, operators: Mapping[str, Sequence[Param]] | None = None) -> list[Kernel]:
+    """Kernels to measure so that every student of ``teacher`` is covered: every shape pruning
+    leaves, at every front-end choice, in every runtime format its layer offers, plus the shapes
+    the ``operators`` searched (operator key -> its search parameters) add at the teacher's hop."""
     implementations, hops = front_end_options(teacher.front_end)
     family = family_of(teacher)
-    kernels: set[Kernel] = set()
+    floats: set[Kernel] = set()
     for implementation in implementations:
         for hop in hops:
             front_end = dataclasses.replace(teacher.front_end, implementation=implementation, hop_length=hop)
-            for kernel in family.calibration_kernels(dataclasses.replace(teacher, front_end=front_end)):
-                kernels.add(kernel)
-                if kernel.layer_kind is not None:
-                    kernels |= {
-                        dataclasses.replace(kernel, format=f.name) for f in formats_for(kernel.layer_kind)
-                    }
+            variant = family.calibration_kernels(dataclasses.replace(teacher, front_end=front_end))
+            floats |= variant
+            if hop == teacher.front_end.hop_length and implementation == teacher.front_end.implementation:
+                for key, params in (operators or {}).items():
+                    floats |= OPERATORS[key].sweep(variant, params)
+    kernels = set(floats)
+    for kernel in floats:
+        if kernel.layer_kind is not None:
+            kernels |= {dataclasses.replace(kernel, format=f.name) for f in formats_for(kernel.layer_kind)}
     return sorted(kernels, key=lambda k: k.key)
 
 

@@ -260,6 +260,26 @@ for _name, _gelu in (("linear", False), ("linear_gelu", True)):
     )
 
 
+def _matmul_graph(d: Dims, _: str, rng: np.random.Generator) -> Graph:
+    t, n_in, n_out = d["tokens"], d["in"], d["out"]
+    nodes = [helper.make_node("MatMul", ["x", "w"], ["y"], name=LAYER_NODE)]
+    inits = [const("w", weights(rng, n_in, n_out))]
+    return nodes, [value("x", [1, t, n_in])], [value("y", [1, t, n_out])], inits
+
+
+MATMUL = register_kernel_kind(  # a linear layer without bias (the first factor of a factorised layer)
+    KernelKind(
+        "matmul",
+        ("tokens", "in", "out"),
+        "linear",
+        macs=lambda d, f: d["tokens"] * d["in"] * d["out"],
+        activation_bytes=lambda d: 4 * d["tokens"] * (d["in"] + d["out"]),
+        graph=_matmul_graph,
+        params=lambda d: d["in"] * d["out"],
+    )
+)
+
+
 # -- convolutions over a (channels, mels, frames) map ----------------------------------------------
 
 

@@ -46,7 +46,8 @@ def ensure_profile(
     """
     path = profile_path(profile_dir, device)
     teacher = load_model(settings.teacher).model.eval()
-    needed = {k.key for k in calibration_kernels(teacher.config)}
+    operators = dict(SearchSpace.build(teacher.structure(), settings.space).params)  # their extra shapes
+    needed = {k.key for k in calibration_kernels(teacher.config, operators)}
     outdated = device == LOCAL_DEVICE and is_outdated(path)  # recalibrated below, old file kept
     profile = DeviceProfile.load(path) if path.exists() and not outdated else None
     if profile is not None and needed <= set(profile.kernels) and profile.models:
@@ -57,7 +58,7 @@ def ensure_profile(
             f"device {device!r} {state}: run `paretone calibrate --kit DIR --teacher {settings.teacher}` and "
             f"import its results on that device, or search for --device {LOCAL_DEVICE}"
         )
-    calibrate(device=device, profile_dir=profile_dir, teacher=teacher, progress=progress)
+    calibrate(device=device, profile_dir=profile_dir, teacher=teacher, operators=operators, progress=progress)
     return DeviceProfile.load(path)
 
 

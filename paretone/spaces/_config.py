@@ -10,6 +10,7 @@ Names are glob patterns over unit and layer names (``blocks.0.*``, ``*.ffn.fc2``
     keep_step = 0.125
     temperature = [1.0, 8.0]                 # distill: temperature range (log-uniform)
     alpha = [0.0, 1.0]
+    ranks = [0.125, 0.5]                     # factorize: searched rank fractions (off unless given)
 
 ``freeze`` and ``epochs`` belong to the space; every other key belongs to the operator that
 declares it (``Operator.settings``), which checks its value when the space is built.

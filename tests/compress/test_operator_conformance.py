@@ -54,7 +54,7 @@ def test_defaults_change_nothing_and_entries_round_trip(operator, teacher):
 
 def test_searched_points_are_recipes_the_teacher_accepts(operator, teacher):
     structure = teacher.structure()
-    params = operator.parameters(structure, {}, lambda name: False)
+    params = operator.parameters(structure, operator.example_settings, lambda name: False)
     names = [p.name for p in params]
     assert len(names) == len(set(names))
     for seed in range(4):
@@ -67,6 +67,7 @@ def test_searched_points_are_recipes_the_teacher_accepts(operator, teacher):
         student = apply(recipe, teacher).eval()
         kernels = recipe.kernels(teacher.config)
         assert sum(k.params for k in kernels) == count_complexity(student).params
+        assert sum(k.macs for k in kernels) == count_complexity(student).dense_macs
     for keep in (1.0, 0.5, 0.0):
         values = operator.uniform(params, UniformSetting(keep, "w8a8"))
         assert set(values) == set(names)
@@ -76,7 +77,7 @@ def test_searched_points_are_recipes_the_teacher_accepts(operator, teacher):
 
 
 def test_a_frozen_space_offers_nothing(operator, teacher):
-    assert operator.parameters(teacher.structure(), {}, lambda name: True) == []
+    assert operator.parameters(teacher.structure(), operator.example_settings, lambda name: True) == []
 
 
 @pytest.mark.parametrize("garbage", [None, 3, "x", [1], {"surprise": 1}])

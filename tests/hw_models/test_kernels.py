@@ -65,6 +65,8 @@ def test_calibration_covers_every_kernel_of_random_students():
         (Kernel.of("linear", "w8a8", tokens=5, **{"in": 32, "out": 24}), "DequantizeLinear"),
         (Kernel.of("linear_gelu", "w4", tokens=5, **{"in": 32, "out": 40}), "MatMulNBits"),
         (Kernel.of("linear", "w2", tokens=5, **{"in": 7, "out": 3}), "MatMulNBits"),
+        (Kernel.of("matmul", "w4", tokens=5, **{"in": 32, "out": 8}), "MatMulNBits"),
+        (Kernel.of("matmul", "w8a8", tokens=5, **{"in": 32, "out": 8}), "DequantizeLinear"),
         (Kernel.of("attention", tokens=5, heads=2, qk_dim=3, v_dim=4), "Softmax"),
         (Kernel.of("patch_embed", "w8a8", mels=16, frames=11, patch_mels=16, patch_frames=2, dim=8), "Conv"),
         (Kernel.of("conv_relu", "w8", height=6, width=5, **{"in": 3, "out": 4}), "DequantizeLinear"),
