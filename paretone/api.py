@@ -49,16 +49,24 @@ def train(
     lr: float = 2e-3,
     seed: int = 0,
     threads: int = 2,
+    sample_rate: int | None = None,
+    clip_seconds: float | None = None,
     out: PathLike | None = None,
     overwrite: bool = False,
     progress: Any = None,
+    notify: Callable[[str], None] | None = None,
     **sizes: Any,
 ) -> dict[str, Any]:
-    """Train a teacher of family ``model`` (sizes as its ``size_options``), save, export, report."""
+    """Train a teacher of family ``model`` (sizes as its ``size_options``), save, export, report.
+
+    The task follows the data (a manifest with a ``labels`` column is multi-label); the input
+    format is the data's own (``audio.audio_format``) unless ``sample_rate``/``clip_seconds`` say
+    otherwise; ``notify`` receives one line when clips are cut or resampled."""
     import torch
 
-    from paretone.audio import FrontEndConfig, open_dataset
+    from paretone.audio import audio_format, open_dataset
     from paretone.models import family_named
+    from paretone.tasks import task_for
     from paretone.training import TrainConfig, claim_teacher_folder, train_teacher
 
     family = family_named(model)
@@ -74,7 +82,10 @@ def train(
     train_config = TrainConfig(epochs=epochs, batch_size=batch_size, lr=lr, seed=seed)
     folder = claim_teacher_folder(out or teacher_folder(model, split), overwrite=overwrite)
     catalog = open_dataset(data, layout)
-    config = family.teacher_config(num_classes=len(catalog.labels), front_end=FrontEndConfig(), **sizes)
+    fmt = audio_format(catalog.clips, sample_rate=sample_rate, clip_seconds=clip_seconds)
+    if notify is not None and fmt.note():
+        notify(fmt.note())
+    config = family.teacher_config(num_classes=len(catalog.labels), front_end=fmt.front_end(), **sizes)
     torch.set_num_threads(threads)
     return train_teacher(
         catalog=catalog,
@@ -82,6 +93,7 @@ def train(
         model_config=config,
         train_config=train_config,
         out_dir=folder,
+        task=task_for(catalog),
         progress=progress,
     )
 

@@ -52,3 +52,14 @@ def synthetic_device(tiny_teacher, tmp_path_factory):
 
     directory = tmp_path_factory.mktemp("devices")
     return synthetic_profile(load_model(tiny_teacher).model, directory, SYNTHETIC, ns_per_mac=1.0), directory
+
+
+@pytest.fixture(scope="session")
+def tiny_mixtures(fsdd, tmp_path_factory) -> Path:
+    """A small polyphonic set made by `paretone data mix` (160 two-second clips, 0.2-min long recordings)."""
+    out = tmp_path_factory.mktemp("mix") / "mix"
+    result = run_cli(
+        "data", "mix", "--data", str(fsdd), "--out", str(out), "--clips", "160", "--long-minutes", "0.2"
+    )
+    assert result.returncode == 0, result.stderr
+    return out

@@ -44,7 +44,9 @@ def tree_digest(root: Path) -> dict[str, str]:
     }
 
 
-def synthetic_profile(model, directory: Path, device: str, *, ns_per_mac: float, overhead_ms: float = 0.05):
+def synthetic_profile(
+    model, directory: Path, device: str, *, ns_per_mac: float, overhead_ms: float = 0.05, operators=None
+):
     """A device profile whose kernel latency is a known function of MACs: 2 us + ``ns_per_mac`` ns per
     MAC (the front-end: 2 us), whole models the sum + ``overhead_ms``. Which candidate fits a budget is then
     deterministic on any machine; a tiny ``ns_per_mac`` makes a predictor far too optimistic."""
@@ -61,7 +63,10 @@ def synthetic_profile(model, directory: Path, device: str, *, ns_per_mac: float,
 
     profile = DeviceProfile(device, {"threads": 1}, {"latency_ms": 0.0, "file_bytes": 0, "peak_bytes": 0})
     profile.add_kernels(
-        [KernelMeasurement(k, ms(k), 4 * k.params + 100) for k in calibration_kernels(model.config)]
+        [
+            KernelMeasurement(k, ms(k), 4 * k.params + 100)
+            for k in calibration_kernels(model.config, operators)
+        ]
     )
     models = random_models(model, 6, seed=0, prefix="calibration")
     profile.add_models(

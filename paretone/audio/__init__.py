@@ -24,12 +24,15 @@ from paretone.audio._loading import (
     read_waveform,
 )
 from paretone.audio._splits import Splits, make_splits
+from paretone.audio._survey import MAX_CLIP_SECONDS, AudioFormat, audio_format
 
 __all__ = [
     "AUDIO_SUFFIXES",
     "FSDD_HINT",
     "IMPLEMENTATIONS",
     "LAYOUTS",
+    "MAX_CLIP_SECONDS",
+    "AudioFormat",
     "Catalog",
     "Clip",
     "DFTMelSpectrogram",
@@ -39,6 +42,7 @@ __all__ = [
     "SplitSets",
     "Splits",
     "WaveformSet",
+    "audio_format",
     "class_indices",
     "default_data_path",
     "fit_length",

@@ -1,8 +1,10 @@
 """Dataset catalogues: which audio files exist and what their labels are, read from three layouts.
 
 - ``fsdd``: the Free Spoken Digit Dataset, files named ``{label}_{speaker}_{index}.wav``.
-- ``manifest``: a CSV file with columns ``path,label[,fold]`` (the ESC-50 convention);
-  relative paths are resolved against the CSV's folder.
+- ``manifest``: a CSV file with columns ``path,label[,fold][,speaker]`` (the ESC-50 convention),
+  or ``path,labels[,fold][,speaker]`` for multi-label data (labels separated by ``;``, the
+  ``labels`` column is what marks a dataset multi-label); relative paths are resolved against the
+  CSV's folder.
 - ``folders``: one sub-folder per class (the Speech Commands convention).
 
 A catalogue holds paths and labels only; audio is read later (see ``load_waveforms``).
@@ -48,12 +50,14 @@ class Clip:
 
 @dataclass(frozen=True)
 class Catalog:
-    """All clips of a dataset, with the sorted class names that fix the label order."""
+    """All clips of a dataset, with the sorted class names that fix the label order.
+    ``multilabel``: clips may carry several labels (a manifest with a ``labels`` column)."""
 
     layout: str
     root: Path
     clips: tuple[Clip, ...]
     labels: tuple[str, ...]
+    multilabel: bool = False
 
     @property
     def speakers(self) -> tuple[str, ...]:
@@ -109,14 +113,14 @@ def _detect_layout(root: Path) -> str:
     )
 
 
-def _catalog(layout: str, root: Path, clips: list[Clip]) -> Catalog:
+def _catalog(layout: str, root: Path, clips: list[Clip], *, multilabel: bool = False) -> Catalog:
     if not clips:
         raise DataError(f"{root}: the dataset holds no audio files; point --data at the audio")
     labels = tuple(sorted({label for c in clips for label in c.labels}))
     if len(labels) < 2:
         raise DataError(f"{root}: only one class ({labels[0]!r}) found; a classifier needs two or more")
     clips.sort(key=lambda c: str(c.path))
-    return Catalog(layout=layout, root=root, clips=tuple(clips), labels=labels)
+    return Catalog(layout=layout, root=root, clips=tuple(clips), labels=labels, multilabel=multilabel)
 
 
 def _read_fsdd(root: Path) -> Catalog:
@@ -142,20 +146,24 @@ def _read_manifest(csv_path: Path) -> Catalog:
         # utf-8-sig: spreadsheet programs save "CSV UTF-8" with a byte-order mark
         with open(csv_path, newline="", encoding="utf-8-sig") as handle:
             rows = list(csv.DictReader(handle))
-            header = rows[0].keys() if rows else []
+            header = set(rows[0].keys()) if rows else set()
     except (OSError, UnicodeDecodeError, csv.Error) as exc:
         raise DataError(f"{csv_path}: cannot read the manifest ({exc}); fix or re-export it") from None
-    missing = {"path", "label"} - set(header)
+    if {"label", "labels"} <= header:
+        raise DataError(f"{csv_path}: has both a label and a labels column; keep one")
+    column = "labels" if "labels" in header else "label"
+    missing = {"path", column} - header
     if missing:
         raise DataError(
-            f"{csv_path}: manifest lacks column(s) {', '.join(sorted(missing))}; "
-            "the header must be path,label[,fold]"
+            f"{csv_path}: manifest lacks column(s) {', '.join(sorted(missing))}; the header must be "
+            "path,label[,fold][,speaker] (or path,labels,... for multi-label data)"
         )
     clips, seen = [], {}
     for line, row in enumerate(rows, start=2):
-        raw_path, label = (row.get("path") or "").strip(), (row.get("label") or "").strip()
-        if not raw_path or not label:
-            raise DataError(f"{csv_path}:{line}: empty path or label; fill in or delete the row")
+        raw_path = (row.get("path") or "").strip()
+        if not raw_path:
+            raise DataError(f"{csv_path}:{line}: empty path; fill in or delete the row")
+        labels = _row_labels(row.get(column) or "", multi=column == "labels", where=f"{csv_path}:{line}")
         audio = Path(raw_path) if Path(raw_path).is_absolute() else csv_path.parent / raw_path
         if audio.is_dir():
             raise DataError(f"{csv_path}:{line}: {audio} is a folder, not an audio file; name a file")
@@ -175,8 +183,20 @@ def _read_manifest(csv_path: Path) -> Catalog:
                 raise DataError(
                     f"{csv_path}:{line}: fold {row['fold']!r} is not a whole number; fix the row"
                 ) from None
-        clips.append(Clip(audio, (label,), fold=fold))
-    return _catalog("manifest", csv_path, clips)
+        speaker = (row.get("speaker") or "").strip() or None
+        clips.append(Clip(audio, labels, speaker=speaker, fold=fold))
+    return _catalog("manifest", csv_path, clips, multilabel=column == "labels")
+
+
+def _row_labels(text: str, *, multi: bool, where: str) -> tuple[str, ...]:
+    if not text.strip():
+        raise DataError(f"{where}: the row has no label; fill in its label(s) or delete the row")
+    if not multi:
+        return (text.strip(),)
+    labels = [part.strip() for part in text.split(";")]
+    if any(not label for label in labels):
+        raise DataError(f"{where}: empty label in {text!r}; separate labels by single ';'")
+    return tuple(sorted(set(labels)))
 
 
 def _read_folders(root: Path) -> Catalog:

@@ -18,6 +18,10 @@ NORMALIZATIONS = ("none", "utterance")
 # "stft": torchaudio's MelSpectrogram (the ONNX STFT op); "dft": the same features as a Conv1d with a
 # windowed-DFT kernel, 2-3x faster in ONNX Runtime and equal to "stft" within float rounding.
 IMPLEMENTATIONS = ("stft", "dft")
+# "center": frame t centred on sample t * hop, the signal reflected at both ends (torchaudio's
+# default); "causal": frame t ends at sample (t + 1) * hop, zeros before the start, so a frame never
+# waits for audio after it and a stream can compute it as soon as its hop has arrived.
+PADDINGS = ("center", "causal")
 
 
 @dataclass(frozen=True)
@@ -33,6 +37,7 @@ class FrontEndConfig:
     f_max: float | None = None
     normalization: str = "utterance"
     implementation: str = "stft"
+    padding: str = "center"
 
     def __post_init__(self) -> None:
         for name in ("sample_rate", "clip_samples", "n_fft", "hop_length", "n_mels"):
@@ -44,13 +49,22 @@ class FrontEndConfig:
             raise ConfigError(
                 f"front_end.implementation {self.implementation!r}: use one of {IMPLEMENTATIONS}"
             )
+        if self.padding not in PADDINGS:
+            raise ConfigError(f"front_end.padding {self.padding!r}: use one of {PADDINGS}")
         if self.hop_length > self.n_fft:
             raise ConfigError("front_end.hop_length must not exceed n_fft (frames would skip audio)")
 
     @property
     def frames(self) -> int:
-        """Number of spectrogram frames per clip (centre-padded STFT)."""
+        """Number of spectrogram frames per clip."""
+        if self.padding == "causal":
+            return (self.clip_samples - self.hop_length) // self.hop_length + 1
         return self.clip_samples // self.hop_length + 1
+
+    @property
+    def context_samples(self) -> int:
+        """Samples before a hop that its causal frame also reads (the STFT overlap)."""
+        return self.n_fft - self.hop_length
 
     @property
     def n_freqs(self) -> int:
@@ -77,10 +91,13 @@ class LogMel(nn.Module):
                 f_min=config.f_min,
                 f_max=config.f_max,
                 power=2.0,
+                center=config.padding == "center",
             )
         return DFTMelSpectrogram(config)
 
     def forward(self, waveform: torch.Tensor) -> torch.Tensor:
+        if self.config.padding == "causal" and self.config.implementation == "stft":
+            waveform = torch.nn.functional.pad(waveform, (self.config.context_samples, 0))
         features = torch.log(self.mel(waveform) + 1e-6)
         if self.config.normalization == "utterance":
             # Per-utterance standardisation removes level differences between microphones and voices.
@@ -101,6 +118,7 @@ class DFTMelSpectrogram(nn.Module):
         super().__init__()
         n_fft, n_freqs = config.n_fft, config.n_freqs
         self.n_fft, self.hop_length, self.n_freqs = n_fft, config.hop_length, n_freqs
+        self.causal = config.padding == "causal"
         time = torch.arange(n_fft, dtype=torch.float64)
         freq = torch.arange(n_freqs, dtype=torch.float64)
         angle = 2 * torch.pi * freq[:, None] * time[None, :] / n_fft
@@ -117,8 +135,11 @@ class DFTMelSpectrogram(nn.Module):
         self.register_buffer("fbanks", fbanks.T.contiguous(), persistent=False)
 
     def forward(self, waveform: torch.Tensor) -> torch.Tensor:
-        pad = self.n_fft // 2
-        padded = torch.nn.functional.pad(waveform.unsqueeze(1), (pad, pad), mode="reflect")
+        if self.causal:
+            padded = torch.nn.functional.pad(waveform.unsqueeze(1), (self.n_fft - self.hop_length, 0))
+        else:
+            pad = self.n_fft // 2
+            padded = torch.nn.functional.pad(waveform.unsqueeze(1), (pad, pad), mode="reflect")
         spectrum = torch.nn.functional.conv1d(padded, self.dft, stride=self.hop_length)
         real, imag = spectrum[:, : self.n_freqs], spectrum[:, self.n_freqs :]
         power = (real * real + imag * imag).transpose(1, 2)

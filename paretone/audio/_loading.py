@@ -23,13 +23,15 @@ Encode = Callable[[Sequence[tuple[str, ...]], Sequence[str]], torch.Tensor]  # (
 def class_indices(label_sets: Sequence[tuple[str, ...]], labels: Sequence[str]) -> torch.Tensor:
     """Targets of single-label classification: each clip's one label as an index into ``labels``."""
     index = {label: i for i, label in enumerate(labels)}
+    if any(len(clip) != 1 for clip in label_sets):
+        raise DataError("clips with several labels need a multi-label task's targets, not class indices")
     return torch.tensor([index[clip[0]] for clip in label_sets], dtype=torch.long)
 
 
 @dataclass(frozen=True)
 class WaveformSet:
     """Waveforms of equal length (N, samples) and their targets (as the task encodes them: class
-    indices (N,) for single-label classification)."""
+    indices (N,) for single-label classification, (N, classes) 0/1 for multi-label)."""
 
     waveforms: torch.Tensor
     targets: torch.Tensor

@@ -5,8 +5,9 @@ Split names (``make_splits(catalog, split)``):
   Commands lists where present, else ``hash``.
 - ``official`` (FSDD): take index 0-4 is test (the published split), 5-9 validation, the rest
   train. Speaker-dependent: every speaker appears in all three.
-- ``speaker:NAME`` (FSDD): NAME's clips are test, the next speaker in sorted order is validation,
-  the rest train, so both evaluation sets are voices the model never heard.
+- ``speaker:NAME`` (FSDD, or a manifest with a ``speaker`` column): NAME's clips are test, the
+  next speaker in sorted order is validation, the rest train, so both evaluation sets are voices
+  the model never heard.
 - ``fold:K`` (manifest): fold K is test, the previous fold (cyclically) validation.
 - ``hash``: a stable hash of each file's relative path, 80/10/10; independent of file order.
 """
@@ -79,8 +80,11 @@ def _fsdd_official(catalog: Catalog) -> list[list[Clip]]:
 
 
 def _by_speaker(catalog: Catalog, speaker: str) -> list[list[Clip]]:
-    _require_fsdd(catalog, f"speaker:{speaker}")
     speakers = list(catalog.speakers)
+    if not speakers:
+        raise DataError(
+            f"split 'speaker:{speaker}' needs speakers: the FSDD layout or a manifest speaker column"
+        )
     if speaker not in speakers:
         raise DataError(f"speaker {speaker!r} not in the dataset; choose one of {', '.join(speakers)}")
     if len(speakers) < 3:
@@ -151,7 +155,9 @@ def _check(catalog: Catalog, splits: Splits) -> None:
     counts = Counter(label for c in splits.train for label in c.labels)
     empty = [label for label in catalog.labels if counts[label] == 0]
     if empty:
+        tested = {label for c in splits.test for label in c.labels}
+        where = " (they appear in the test set only)" if set(empty) <= tested else ""
         raise DataError(
-            f"split {splits.name!r}: class(es) {', '.join(empty)} have no training examples; "
-            "add recordings or choose another split"
+            f"split {splits.name!r}: class(es) {', '.join(empty)} have no positive training clip"
+            f"{where}; add recordings or choose another split"
         )

@@ -160,6 +160,8 @@ def run_model(model: Path, audio: tuple[Path, ...], threads: int, as_json: bool)
         elif as_json:
             click.echo(json.dumps(result))
         else:
-            click.echo(f"{result['file']}\t{result['label']}\t{result['probability']:.3f}")
+            found = ";".join(result["labels"]) or "-"
+            best = "-" if result["probability"] is None else f"{result['probability']:.3f}"
+            click.echo(f"{result['file']}\t{found}\t{best}")
     if failed:
         raise SystemExit(2)

@@ -1,11 +1,12 @@
 """Compression: recipes of operator entries, the operators, runtime formats and export.
 
-A recipe (``Recipe``) is a set of operator entries; each operator (``Operator``: ``FrontEnd``,
-``Prune``, ``Factorize``, ``Quantize``, ``Distill``) is one module. The runtime-format table
-(``RUNTIME_FORMATS``) carries each format's converter and verifier. Knows models, tasks and
-audio; knows no search.
+A recipe (``Recipe``) is a set of operator entries; each operator (``Operator``:
+``StudentArchitecture``, ``FrontEnd``, ``Prune``, ``Factorize``, ``Quantize``, ``Distill``) is one
+module. The runtime-format table (``RUNTIME_FORMATS``) carries each format's converter and
+verifier. Knows models, tasks and audio; knows no search.
 """
 
+from paretone.compress._architecture import TEACHER, StudentArchitecture
 from paretone.compress._baseline import quantize_dynamic_baseline
 from paretone.compress._convert import Conversion
 from paretone.compress._deploy import LayerDeployment, export_compressed, quantize_onnx
@@ -52,6 +53,7 @@ __all__ = [
     "RECIPE_FORMAT",
     "RECIPE_V1",
     "RUNTIME_FORMATS",
+    "TEACHER",
     "ActivationQuantizer",
     "Conversion",
     "Distill",
@@ -68,6 +70,7 @@ __all__ = [
     "Quantize",
     "Recipe",
     "RuntimeFormat",
+    "StudentArchitecture",
     "StudentPlan",
     "UniformSetting",
     "apply",

@@ -80,6 +80,25 @@ def static_int8(model: onnx.ModelProto, nodes: list[str], conversion: Conversion
         return onnx.load(target)
 
 
+def dynamic_int8_lstm(model: onnx.ModelProto, nodes: list[str], conversion: Conversion) -> onnx.ModelProto:
+    """DynamicQuantizeLSTM by ``quantize_dynamic``: int8 weights per gate row (symmetric), the
+    inputs of each call quantized on the fly (so no calibration)."""
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    with tempfile.TemporaryDirectory() as tmp:
+        source, target = Path(tmp) / "float.onnx", Path(tmp) / "dynamic.onnx"
+        onnx.save(model, source)
+        quantize_dynamic(
+            source,
+            target,
+            per_channel=True,
+            weight_type=QuantType.QInt8,
+            nodes_to_quantize=nodes,
+            op_types_to_quantize=["LSTM"],
+        )
+        return onnx.load(target)
+
+
 def matmul_nbits(bits: int, block_size: int):
     """MatMulNBits (``bits``-bit symmetric weights in blocks of ``block_size`` inputs, float activations)."""
 
@@ -170,6 +189,11 @@ def qdq_inputs(model: onnx.ModelProto, node_name: str) -> str | None:
 def dequantized_weight(model: onnx.ModelProto, node_name: str) -> str | None:
     node, kinds = _input_producers(model, node_name)
     return node.name if node is not None and len(kinds) == 2 and kinds[1] == "DequantizeLinear" else None
+
+
+def dynamic_lstm_node(model: onnx.ModelProto, node_name: str) -> str | None:
+    found = next((n for n in model.graph.node if n.name == f"{node_name}_quant"), None)
+    return found.name if found is not None and found.op_type == "DynamicQuantizeLSTM" else None
 
 
 def nbits_node(bits: int):

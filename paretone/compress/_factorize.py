@@ -36,6 +36,7 @@ from paretone.models import AudioModel, Kernel, LayerKernel, ModelStructure
 
 INITS = ("svd", "activation_svd")
 TILE = 8  # ranks are rounded up to multiples of this: GEMM kernels compute in tiles of 8 columns
+FACTORABLE_KERNELS = ("linear", "linear_gelu")  # a token-wise linear layer, with or without GELU
 RANK_FRACTIONS = (0.5, 0.25, 0.125)  # searched beside the full rank (1.0)
 
 
@@ -119,6 +120,7 @@ class Factorize(Operator):
     init: str = "svd"
 
     key = "factorize"
+    on_students = False  # a new student's layers are already small
     order = 20  # after pruning (the pruned layer is factorised), before quantization (of each factor)
     settings = ("ranks",)
     example_settings: ClassVar[dict[str, Any]] = {"ranks": [0.1, 0.9]}
@@ -182,6 +184,10 @@ class Factorize(Operator):
                 out.append(placed)
                 continue
             k = placed.kernel
+            if k.kind not in FACTORABLE_KERNELS:
+                raise ConfigError(
+                    f"recipe factorize: {placed.layer} runs as {k.kind}, which is not factorised"
+                )
             d = k.dims
             r = resolve_rank(rank, d["out"], d["in"], placed.layer)  # type: ignore[arg-type]
             first = Kernel.of("matmul", k.format, tokens=d["tokens"], **{"in": d["in"], "out": r})
@@ -212,14 +218,12 @@ class Factorize(Operator):
     ) -> list[Param]:
         if frozen(cls.key) or "ranks" not in settings:  # searched only when asked for: it widens calibration
             return []
-        fractions = RANK_FRACTIONS
-        if True:
-            low, high = number_pair(settings["ranks"], "space: ranks")
-            if not 0 < low <= high < 1:
-                raise ConfigError(
-                    f"space: ranks {[low, high]} must be fractions of the full rank, 0 < low <= high < 1"
-                )
-            fractions = tuple(f for f in RANK_FRACTIONS if low <= f <= high) or (low,)
+        low, high = number_pair(settings["ranks"], "space: ranks")
+        if not 0 < low <= high < 1:
+            raise ConfigError(
+                f"space: ranks {[low, high]} must be fractions of the full rank, 0 < low <= high < 1"
+            )
+        fractions = tuple(f for f in RANK_FRACTIONS if low <= f <= high) or (low,)
         params = []
         for layer in structure.quantizable:
             if layer.kind != "linear" or frozen(layer.name):
@@ -251,12 +255,12 @@ class Factorize(Operator):
         return {p.name: 1.0 for p in params}  # the uniform rule keeps full rank
 
     @classmethod
-    def sweep(cls, kernels: set[Kernel], params: Sequence[Param]) -> set[Kernel]:
+    def sweep(cls, kernels: set[Kernel], params: Sequence[Param], *, teacher: Any = None) -> set[Kernel]:
         """The factor pair of every linear shape pruning can leave, at each searched rank fraction."""
         fractions = sorted({f for p in params for f in p.choices if f < 1.0})
         extra = set()
         for kernel in kernels:
-            if kernel.kind not in ("linear", "linear_gelu"):
+            if kernel.kind not in FACTORABLE_KERNELS:
                 continue
             placed = LayerKernel(kernel, "layer")
             for fraction in fractions:

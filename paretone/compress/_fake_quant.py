@@ -1,12 +1,16 @@
 """Fake quantization for fine-tuning at the bit-widths a recipe assigns (straight-through gradients).
 
 Weights: symmetric, per output channel, or per block of 32 inputs for weight-only linear layers (the
-granularity MatMulNBits stores). Activations: per tensor, asymmetric 8 bit, on the layer's input,
-with a range tracked by an exponential moving average during training and frozen in eval mode.
+granularity MatMulNBits stores); a recurrent layer's per gate row. Activations: per tensor,
+asymmetric 8 bit, on the layer's input, with a range tracked by an exponential moving average
+during training and frozen in eval mode; a dynamically quantized LSTM's input range is each call's
+own, as ONNX Runtime computes it.
 The grid matches what the ONNX exporter writes, so the deployed model computes what was trained.
 """
 
 from __future__ import annotations
+
+import copy
 
 import torch
 import torch.nn.functional as F
@@ -156,6 +160,62 @@ class FakeQuantDenseConv(nn.Module):
         return _copy_rounded(self, plain)
 
 
+class DynamicActivationQuantizer(nn.Module):
+    """Per-tensor asymmetric fake quantization on the range of each call's own input (what
+    ONNX Runtime's dynamic int8 kernels do); nothing learned, nothing stored."""
+
+    def __init__(self, bits: int) -> None:
+        super().__init__()
+        self.bits = bits
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        low = torch.minimum(x.detach().min(), torch.zeros(()))
+        high = torch.maximum(x.detach().max(), torch.zeros(()))
+        levels = 2**self.bits - 1
+        scale = (high - low).clamp_min(1e-8) / levels
+        zero_point = torch.round(-low / scale)
+        return (torch.clamp(_round_ste(x / scale) + zero_point, 0, levels) - zero_point) * scale
+
+
+class FakeQuantRNN(nn.Module):
+    """A single-layer ``nn.LSTM``/``nn.GRU`` computing in a runtime format: its weights rounded per
+    gate row, its input quantized per call. The source's parameters are registered here under
+    their own names (checkpoints keep their keys); the source, outside the module tree, runs with
+    the rounded tensors (``torch.func.functional_call``)."""
+
+    def __init__(self, source: nn.RNNBase, fmt: RuntimeFormat) -> None:
+        super().__init__()
+        for name, param in source.named_parameters(recurse=False):
+            self.register_parameter(name, param)
+        object.__setattr__(self, "_source", source)
+        self.format = fmt
+        self.input_quant = (
+            DynamicActivationQuantizer(fmt.activation_bits) if fmt.activation_bits else nn.Identity()
+        )
+
+    def rounded(self) -> dict[str, torch.Tensor]:
+        bits = self.format.weight_bits
+        return {
+            name: quantize_weight(p, bits) if bits is not None and name.startswith("weight") else p
+            for name, p in self.named_parameters(recurse=False)
+        }
+
+    def forward(self, x: torch.Tensor, *state: torch.Tensor) -> tuple:
+        self._source.train(self.training)
+        return torch.func.functional_call(self._source, self.rounded(), (self.input_quant(x), *state))
+
+    def count_macs(self, inputs: tuple[torch.Tensor, ...], output: object) -> int:
+        return self._source.count_macs(inputs, output)
+
+    @torch.no_grad()
+    def frozen(self) -> nn.RNNBase:
+        """A plain layer holding the rounded weights: what the exporter converts."""
+        plain = copy.deepcopy(self._source)
+        for name, tensor in self.rounded().items():
+            getattr(plain, name).copy_(tensor)
+        return plain
+
+
 def _input_quantizer(fmt: RuntimeFormat) -> nn.Module:
     return ActivationQuantizer(fmt.activation_bits) if fmt.activation_bits else nn.Identity()
 
@@ -194,6 +254,8 @@ def attach_fake_quant(model: nn.Module, formats: dict[str, RuntimeFormat]) -> nn
             replacement = FakeQuantConv2d(module, fmt)
         elif isinstance(module, DenseWeightConv):
             replacement = FakeQuantDenseConv(module, fmt)
+        elif isinstance(module, nn.RNNBase):
+            replacement = FakeQuantRNN(module, fmt)
         else:
             raise TypeError(f"{name} is a {type(module).__name__}, not a quantizable layer")
         parent_name, _, child = name.rpartition(".")
@@ -201,7 +263,7 @@ def attach_fake_quant(model: nn.Module, formats: dict[str, RuntimeFormat]) -> nn
     return model
 
 
-FakeQuantLayer = FakeQuantLinear | FakeQuantConv2d | FakeQuantDenseConv
+FakeQuantLayer = FakeQuantLinear | FakeQuantConv2d | FakeQuantDenseConv | FakeQuantRNN
 
 
 def fake_quant_layers(model: nn.Module) -> dict[str, FakeQuantLayer]:

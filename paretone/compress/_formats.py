@@ -28,8 +28,9 @@ NBITS_BLOCK = 32  # MatMulNBits block size
 
 @dataclass(frozen=True)
 class RuntimeFormat:
-    """One way a layer of ``layer_kind`` ("linear", "conv2d") runs. ``block_size``: weights share a
-    scale per block of that many inputs (weight-only formats), else per output channel.
+    """One way a layer of ``layer_kind`` ("linear", "conv2d", "lstm", "gru") runs. ``block_size``:
+    weights share a scale per block of that many inputs (weight-only formats), else per output
+    channel (per gate row for recurrent layers).
     Converters run in ``stage`` order: static int8 calibrates activations on the float graph, so it
     goes first; weight-only conversions follow."""
 
@@ -89,6 +90,19 @@ RUNTIME_FORMATS: tuple[RuntimeFormat, ...] = (
         )
         for bits in (2, 4, 8)
     ),
+    RuntimeFormat("float", "lstm", None, None, "LSTM (fp32)", True, _convert.kept_float),
+    RuntimeFormat(
+        "w8a8-dynamic",
+        "lstm",
+        8,
+        8,
+        "DynamicQuantizeLSTM: int8 weights per gate row, inputs quantized per call",
+        True,
+        _convert.dynamic_lstm_node,
+        _convert.dynamic_int8_lstm,
+        stage=1,
+    ),
+    RuntimeFormat("float", "gru", None, None, "GRU (fp32)", True, _convert.kept_float),
     RuntimeFormat(
         "w8",
         "conv2d",
@@ -102,6 +116,12 @@ RUNTIME_FORMATS: tuple[RuntimeFormat, ...] = (
     ),
 )
 FLOAT = "float"
+# Why a layer kind offers no quantized format, for the error that refuses one.
+NO_LOW_BIT = {
+    "gru": "ONNX Runtime has no int8 GRU kernel (its maintainers do not plan one: onnxruntime issue "
+    "9796) and a GRU's recurrent weights never reach MatMulNBits, so GRU layers run float; "
+    "use an lstm student for int8 recurrent layers",
+}
 
 
 def formats_for(layer_kind: str) -> tuple[RuntimeFormat, ...]:
@@ -114,7 +134,8 @@ def runtime_format(layer_kind: str, name: str) -> RuntimeFormat:
         if fmt.layer_kind == layer_kind and fmt.name == name:
             return fmt
     offered = ", ".join(f.name for f in formats_for(layer_kind))
-    raise ConfigError(f"a {layer_kind} layer has no runtime format {name!r}; choose one of {offered}")
+    reason = f" ({NO_LOW_BIT[layer_kind]})" if layer_kind in NO_LOW_BIT else ""
+    raise ConfigError(f"a {layer_kind} layer has no runtime format {name!r}{reason}; choose one of {offered}")
 
 
 def format_for_bits(weight_bits: int | None, activation_bits: int | None) -> str:

@@ -81,6 +81,7 @@ class Operator(ABC):
     order: ClassVar[int]  # where it applies: architecture first, module transforms, quantization last
     settings: ClassVar[tuple[str, ...]] = ()  # the ``[space]`` keys of a search config it reads
     example_settings: ClassVar[dict[str, Any]] = {}  # settings that switch all its parameters on
+    on_students: ClassVar[bool] = True  # searched on a new student architecture too (``student``)
 
     @classmethod
     @abstractmethod
@@ -138,9 +139,10 @@ class Operator(ABC):
         return {}
 
     @classmethod
-    def sweep(cls, kernels: set[Kernel], params: Sequence[Param]) -> set[Kernel]:
-        """Float kernels calibration must measure beyond the family's sweep ``kernels`` when the
-        search offers ``params`` (shapes only this operator makes); none by default."""
+    def sweep(cls, kernels: set[Kernel], params: Sequence[Param], *, teacher: Any = None) -> set[Kernel]:
+        """Float kernels calibration must measure beyond the family's sweep ``kernels`` of the
+        ``teacher`` configuration when the search offers ``params`` (shapes only this operator
+        makes); none by default."""
         return set()
 
 

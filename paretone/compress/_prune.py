@@ -58,6 +58,7 @@ class Prune(Operator):
     importance: str = "magnitude"
 
     key = "prune"
+    on_students = False  # a new student's size is chosen directly
     order = 10
     settings = ("min_keep", "keep_step")
 

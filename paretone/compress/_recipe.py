@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from paretone._version import __version__
+from paretone.compress._architecture import StudentArchitecture
 from paretone.compress._distill import Distill
 from paretone.compress._formats import format_for_bits
 from paretone.compress._front_end import FrontEnd
@@ -69,9 +70,18 @@ class Recipe:
         return self.get(Distill)
 
     def check(self, structure: ModelStructure) -> None:
-        """Raise ConfigError unless every entry fits ``structure`` and runs on the runtime."""
+        """Raise ConfigError unless every entry fits ``structure`` (the base architecture's: see
+        ``base_config``) and runs on the runtime."""
         for op in self.operators:
             op.check(structure)
+
+    def base_config(self, teacher: Any) -> Any:
+        """The architecture the other entries act on: the teacher's, or a new student's."""
+        return self.get(StudentArchitecture).config_for(teacher)
+
+    def base_structure(self, teacher: Any) -> ModelStructure:
+        base = self.base_config(teacher)
+        return family_of(base).structure(base)
 
     def plan(self, structure: ModelStructure) -> StudentPlan:
         plan = StudentPlan(front_end=structure.front_end)
@@ -81,9 +91,10 @@ class Recipe:
 
     def student_config(self, teacher: Any) -> Any:
         """The architecture the recipe leaves of a teacher configuration (no weights needed)."""
-        family = family_of(teacher)
-        plan = self.plan(family.structure(teacher))
-        return family.student_config(teacher, kept=plan.kept, front_end=plan.front_end)
+        base = self.base_config(teacher)
+        family = family_of(base)
+        plan = self.plan(family.structure(base))
+        return family.student_config(base, kept=plan.kept, front_end=plan.front_end)
 
     def kernels(self, teacher: Any) -> list[Kernel]:
         """The kernels of the student this recipe makes of ``teacher`` (configuration only)."""

@@ -20,31 +20,47 @@ from paretone.compress._fake_quant import ActivationQuantizer
 from paretone.compress._prune import Prune
 from paretone.compress._recipe import Recipe
 from paretone.errors import CheckpointError, ConfigError
-from paretone.models import AudioModel, LoadedModel, family_of, load_model, save_model
+from paretone.models import AudioModel, LoadedModel, build_model, family_of, load_model, save_model
 from paretone.tasks import CLASSIFICATION, Task
 
 RECIPE_FILE = "recipe.json"
 
 
 def apply(
-    recipe: Recipe, teacher: AudioModel, *, data: WaveformSet | None = None, task: Task = CLASSIFICATION
+    recipe: Recipe,
+    teacher: AudioModel,
+    *,
+    data: WaveformSet | None = None,
+    task: Task = CLASSIFICATION,
+    base: AudioModel | None = None,
 ) -> AudioModel:
     """The student ``recipe`` describes, teacher untouched: its architecture planned by the
-    operators, the teacher's best structures sliced in by the family, then each operator's module
-    transform (fake quantization) in order.
+    operators, the best structures of the base model sliced in by the family, then each operator's
+    module transform (fake quantization) in order.
 
+    The base model is the teacher, or for a recipe with a ``student`` entry that new architecture:
+    ``base`` when given (weights distilled beforehand, see ``evaluators``), else freshly initialised.
     ``data`` (a few batches of training clips) is needed by data-driven importance criteria and,
     when the recipe quantizes activations, to set their initial ranges.
     """
-    structure = teacher.structure()
+    base_config = recipe.base_config(teacher.config)
+    if base_config is teacher.config:
+        source = teacher
+    elif base is not None:
+        if base.config != base_config:
+            raise ConfigError("apply: the base model given is not the recipe's student architecture")
+        source = base
+    else:
+        source = build_model(base_config).train(teacher.training)
+    structure = source.structure()
     recipe.check(structure)
-    family = family_of(teacher.config)
+    family = family_of(source.config)
     plan = recipe.plan(structure)
-    config = family.student_config(teacher.config, kept=plan.kept, front_end=plan.front_end)
+    config = family.student_config(source.config, kept=plan.kept, front_end=plan.front_end)
     kept = {u.name: plan.kept.get(u.name, u.size) for u in structure.prunable}
-    keep = recipe.get(Prune).keep_indices(teacher, kept, data, task)
-    state = {k: v.detach().clone() for k, v in teacher.state_dict().items()}
-    family.slice(teacher.config, config, keep, state)
+    keep = recipe.get(Prune).keep_indices(source, kept, data, task)
+    state = {k: v.detach().clone() for k, v in source.state_dict().items()}
+    family.slice(source.config, config, keep, state)
     student = family.build(config)
     # The front-end holds constants only: the student's own, which may differ from the teacher's.
     state = {k: v for k, v in state.items() if not k.startswith("front_end.")}

@@ -15,7 +15,16 @@ from rich.progress import Progress
 from paretone._io import write_json
 from paretone._outputs import OutputFolder
 from paretone._version import __version__
-from paretone.compress import RECIPE_FILE, Recipe, apply, export_compressed, save_student, teacher_logits
+from paretone.compress import (
+    RECIPE_FILE,
+    Recipe,
+    StudentArchitecture,
+    apply,
+    export_compressed,
+    save_student,
+    teacher_logits,
+)
+from paretone.evaluators._students import distilled_student
 from paretone.evaluators._trial import load_context
 from paretone.models import CONFIG_FILE, WEIGHTS_FILE, count_complexity, export_onnx
 from paretone.runtime import measure_latencies, run_logits
@@ -59,7 +68,7 @@ def evaluate(
         else claim_student_folder(out_dir, teacher_dir=teacher_dir, overwrite=overwrite)
     )
     context = load_context(teacher_dir, data=data, split=split, progress=progress)
-    recipe.check(context.teacher.structure())
+    recipe.check(recipe.base_structure(context.teacher.config))
     teacher, teacher_path, splits, sets, task = (
         context.teacher,
         context.teacher_path,
@@ -67,8 +76,10 @@ def evaluate(
         context.sets,
         context.task,
     )
-    student = apply(recipe, teacher, data=sets.train, task=task)
     cached = teacher_logits(teacher, sets.train, cache_dir=context.cache_dir)
+    architecture = recipe.get(StudentArchitecture)
+    base = distilled_student(architecture, context, cached) if architecture.family else None
+    student = apply(recipe, teacher, data=sets.train, task=task, base=base)
     config = train_config or TrainConfig.for_finetuning()
     fit_result = distil(
         student,

@@ -17,8 +17,9 @@ import torch
 from rich.progress import Progress
 
 from paretone.audio import Splits, SplitSets, load_splits, make_splits, open_dataset
-from paretone.compress import Recipe, apply, save_student, teacher_logits
+from paretone.compress import Recipe, StudentArchitecture, apply, save_student, teacher_logits
 from paretone.errors import CheckpointError
+from paretone.evaluators._students import distilled_student
 from paretone.models import AudioModel, LoadedModel, count_complexity, load_model
 from paretone.tasks import Task, task_named
 from paretone.training import CACHE_DIR, TrainConfig, distil
@@ -85,16 +86,12 @@ def load_context(
 ) -> TeacherContext:
     """Load a teacher and the data it was trained on (or ``data``/``split`` if given)."""
     loaded, splits = resolve_splits(teacher_dir, data=data, split=split)
-    sets = load_splits(splits, loaded.labels, loaded.model.config.front_end, progress=progress)
+    task = task_named(loaded.task)
+    front_end = loaded.model.config.front_end
+    sets = load_splits(splits, loaded.labels, front_end, encode=task.encode_targets, progress=progress)
     data_info = loaded.metadata.get("data", {})
     return TeacherContext(
-        Path(teacher_dir),
-        loaded.model.eval(),
-        loaded.labels,
-        splits,
-        sets,
-        data_info,
-        task_named(loaded.task),
+        Path(teacher_dir), loaded.model.eval(), loaded.labels, splits, sets, data_info, task
     )
 
 
@@ -112,6 +109,7 @@ class TrialEvaluator:
         torch.set_num_threads(threads)
         self.context = load_context(teacher_dir, data=data, split=split)
         self._logits: torch.Tensor | None = None
+        self._students: dict[str, AudioModel] = {}  # new student architectures, distilled
 
     def fine_tune(
         self, recipe: dict[str, Any], *, epochs: int, out_dir: str | os.PathLike[str]
@@ -125,7 +123,13 @@ class TrialEvaluator:
         context, parsed = self.context, Recipe.from_dict(recipe)
         if self._logits is None:
             self._logits = teacher_logits(context.teacher, context.sets.train, cache_dir=context.cache_dir)
-        student = apply(parsed, context.teacher, data=context.sets.train, task=context.task)
+        architecture = parsed.get(StudentArchitecture)
+        base = (
+            distilled_student(architecture, context, self._logits, memory=self._students)
+            if architecture.family
+            else None
+        )
+        student = apply(parsed, context.teacher, data=context.sets.train, task=context.task, base=base)
         result = distil(
             student,
             context.sets.train,

@@ -7,6 +7,18 @@ import os
 
 import onnx
 
+RECURRENT = {"LSTM": 4, "GRU": 3, "DynamicQuantizeLSTM": 4}  # op -> gates
+
+
+def _recurrent_macs(node: onnx.NodeProto, shapes: dict[str, list[int]]) -> int:
+    """Every gate multiplies the frame's input and the previous state: frames x gates x hidden x
+    (inputs + hidden). X is (frames, batch, inputs) in ONNX's default layout."""
+    hidden = next(a.i for a in node.attribute if a.name == "hidden_size")
+    x = shapes.get(node.input[0])
+    if x is None:
+        raise ValueError(f"ONNX node {node.name} ({node.op_type}) has no inferred input shape")
+    return x[0] * x[1] * RECURRENT[node.op_type] * hidden * (x[2] + hidden)
+
 
 def _dims(value: onnx.ValueInfoProto) -> list[int]:
     # Symbolic dimensions (the batch) count as 1: MACs are reported per clip.
@@ -14,7 +26,8 @@ def _dims(value: onnx.ValueInfoProto) -> list[int]:
 
 
 def onnx_macs(model: str | os.PathLike[str] | onnx.ModelProto) -> int:
-    """Multiply-accumulates of the Conv, MatMul and Gemm nodes, per clip (batch 1).
+    """Multiply-accumulates of the Conv, MatMul and Gemm nodes and of the recurrent gates (LSTM,
+    GRU, DynamicQuantizeLSTM), per clip (batch 1).
 
     These are the layers that carry almost all arithmetic; element-wise nodes, normalisation and
     the STFT are not counted, matching ``models.Complexity.dense_macs``.
@@ -26,6 +39,9 @@ def onnx_macs(model: str | os.PathLike[str] | onnx.ModelProto) -> int:
     shapes.update({t.name: list(t.dims) for t in graph.initializer})
     total = 0
     for node in graph.node:
+        if node.op_type in RECURRENT:
+            total += _recurrent_macs(node, shapes)
+            continue
         if node.op_type not in ("Conv", "MatMul", "Gemm"):
             continue
         a, b, out = shapes.get(node.input[0]), shapes.get(node.input[1]), shapes.get(node.output[0])

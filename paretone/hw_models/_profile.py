@@ -22,8 +22,9 @@ from paretone._version import __version__
 from paretone.errors import ConfigError
 from paretone.models import Kernel
 
-PROFILE_FORMAT = "paretone.device-profile/2"  # /2: front-end kernels are timed per implementation
-OLD_PROFILE_FORMATS = ("paretone.device-profile/1",)
+# /2: front-end kernels are timed per implementation; /3: and per padding (causal for streaming)
+PROFILE_FORMAT = "paretone.device-profile/3"
+OLD_PROFILE_FORMATS = ("paretone.device-profile/1", "paretone.device-profile/2")
 PROFILE_FILE = "profile.json"
 # fingerprint fields that must agree for two sets of measurements to describe one device
 IDENTITY_FIELDS = ("cpu", "machine", "system", "onnxruntime", "threads")

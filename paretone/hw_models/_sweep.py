@@ -40,7 +40,7 @@ def calibration_kernels(teacher: Any, operators: Mapping[str, Sequence[Param]] |
             floats |= variant
             if hop == teacher.front_end.hop_length and implementation == teacher.front_end.implementation:
                 for key, params in (operators or {}).items():
-                    floats |= OPERATORS[key].sweep(variant, params)
+                    floats |= OPERATORS[key].sweep(variant, params, teacher=teacher)
     kernels = set(floats)
     for kernel in floats:
         if kernel.layer_kind is not None:

@@ -188,6 +188,7 @@ def front_end_kernel(config: FrontEndConfig) -> Kernel:
         hop=config.hop_length,
         n_mels=config.n_mels,
         utterance_norm=int(config.normalization == "utterance"),
+        causal=int(config.padding == "causal"),
     )
 
 
@@ -199,6 +200,7 @@ def _frontend_config(d: Dims, implementation: str) -> FrontEndConfig:
         n_mels=d["n_mels"],
         normalization="utterance" if d["utterance_norm"] else "none",
         implementation=implementation,
+        padding="causal" if d["causal"] else "center",
     )
 
 
@@ -210,8 +212,12 @@ def _frontend_graph(d: Dims, implementation: str, rng: np.random.Generator) -> o
         return onnx.load(str(path))
 
 
+def _frames(d: Dims) -> int:
+    return (d["samples"] - d["hop"]) // d["hop"] + 1 if d["causal"] else d["samples"] // d["hop"] + 1
+
+
 def _frontend_macs(d: Dims, implementation: str) -> int:
-    frames, freqs = d["samples"] // d["hop"] + 1, d["n_fft"] // 2 + 1
+    frames, freqs = _frames(d), d["n_fft"] // 2 + 1
     dft = frames * 2 * freqs * d["n_fft"] if implementation == "dft" else 0
     return frames * freqs * d["n_mels"] + dft
 
@@ -219,11 +225,11 @@ def _frontend_macs(d: Dims, implementation: str) -> int:
 FRONTEND = register_kernel_kind(
     KernelKind(
         "frontend",
-        ("samples", "n_fft", "hop", "n_mels", "utterance_norm"),
+        ("samples", "n_fft", "hop", "n_mels", "utterance_norm", "causal"),
         None,
         macs=_frontend_macs,
         activation_bytes=lambda d: (
-            4 * (d["samples"] + (d["samples"] // d["hop"] + 1) * ((d["n_fft"] // 2 + 1) * 2 + d["n_mels"]))
+            4 * (d["samples"] + _frames(d) * ((d["n_fft"] // 2 + 1) * 2 + d["n_mels"]))
         ),
         graph=_frontend_graph,
         computed_weight_bytes=lambda d, f: 4 * 2 * (d["n_fft"] // 2 + 1) * d["n_fft"] if f == "dft" else 0,

@@ -14,7 +14,9 @@ import logging
 import os
 import tempfile
 import warnings
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import onnx
@@ -26,7 +28,8 @@ from paretone._io import write_atomic
 from paretone.models._base import DenseWeightConv
 from paretone.runtime import INPUT_NAME, OUTPUT_NAME
 
-WEIGHT_OPS = ("MatMul", "Conv", "Gemm")
+WEIGHT_OPS = ("MatMul", "Conv", "Gemm", "LSTM", "GRU")
+RECURRENT_OPS = ("LSTM", "GRU")
 
 
 def export_onnx(model: nn.Module, path: str | os.PathLike[str]) -> Path:
@@ -36,10 +39,12 @@ def export_onnx(model: nn.Module, path: str | os.PathLike[str]) -> Path:
     """
     model = model.eval()
     example = torch.zeros(2, model.front_end.config.clip_samples)
+    recurrent = any(isinstance(m, nn.RNNBase) for m in model.modules())
     batch = torch.export.Dim("batch")
-    quiet = logging.getLogger("torch.onnx")
-    level = quiet.level
-    quiet.setLevel(logging.ERROR)  # silences "torchvision is not installed" notices
+    quiet = [logging.getLogger("torch.onnx"), logging.getLogger("onnx_ir"), logging.getLogger("onnxscript")]
+    levels = [logger.level for logger in quiet]
+    for logger in quiet:
+        logger.setLevel(logging.ERROR)  # "torchvision is not installed" notices, folding notes
     try:
         with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
             warnings.simplefilter("ignore")
@@ -50,20 +55,50 @@ def export_onnx(model: nn.Module, path: str | os.PathLike[str]) -> Path:
                 input_names=[INPUT_NAME],
                 output_names=[OUTPUT_NAME],
                 dynamic_shapes={INPUT_NAME: {0: batch}},
+                custom_translation_table=dict(TRANSLATIONS),
                 verbose=False,
             )
     finally:
-        quiet.setLevel(level)
+        for logger, level in zip(quiet, levels, strict=True):
+            logger.setLevel(level)
     with tempfile.TemporaryDirectory() as tmp:
         raw = Path(tmp) / "raw.onnx"
         program.save(str(raw))
         proto = onnx.load(str(raw))
+    if recurrent:
+        proto = _fold_recurrent_weights(proto)
     _name_weight_nodes(proto, _batchnorm_owners(model))
     _compute_dft_in_graph(proto)
     for node in proto.graph.node:  # stack traces and scopes: often more bytes than the weights
         del node.metadata_props[:]
     write_atomic(path, lambda tmp: onnx.save(proto, str(tmp)))
     return Path(path)
+
+
+TRANSLATIONS: dict[Any, Callable[..., Any]] = {}
+
+
+def register_translation(op: Any, translate: Callable[..., Any]) -> None:
+    """How ``export_onnx`` writes a custom torch op (a family's own kernel, e.g. a recurrent layer)
+    as ONNX: an onnxscript function of the op's arguments."""
+    TRANSLATIONS[op] = translate
+
+
+def _fold_recurrent_weights(proto: onnx.ModelProto) -> onnx.ModelProto:
+    """Fold the slices and concatenations that reorder PyTorch's gate layout into ONNX's, so each
+    LSTM/GRU node reads its weights straight from initializers: ONNX Runtime's dynamic LSTM
+    quantizer converts only such nodes. The exporter's own pass stops at 8,192 elements."""
+    import onnx_ir as ir
+    from onnxscript import optimizer
+
+    model = ir.from_proto(proto)
+    optimizer.optimize(model, input_size_limit=1 << 28, output_size_limit=1 << 28)
+    folded = ir.to_proto(model)
+    inits = {t.name for t in folded.graph.initializer}
+    for node in folded.graph.node:
+        if node.op_type in RECURRENT_OPS and not all(i in inits for i in node.input[1:4] if i):
+            raise RuntimeError(f"export: the weights of {node.op_type} node {node.name} did not fold")
+    return folded
 
 
 DFT_KERNEL = "front_end.mel.dft"  # the (2 * freqs, 1, n_fft) cos/sin kernel of the "dft" front-end

@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from paretone.compress import RUNTIME_FORMATS, Recipe, UniformSetting
+from paretone.compress import RUNTIME_FORMATS, TEACHER, Recipe, UniformSetting
 from paretone.errors import ConfigError
 from paretone.hw_models import LatencyModel, MemoryModel
 from paretone.models import Kernel, model_kernels
@@ -75,9 +75,10 @@ class CostModel:
     def check_reachable(self, space: SearchSpace, budget: ResolvedBudget) -> None:
         """ConfigError naming the smallest candidate's latency if nothing in the space fits."""
         smallest = min(
-            self.cost(space.recipe(space.uniform(UniformSetting(0.0, fmt, fe)))).predicted.latency_ms
+            self.cost(space.recipe(space.uniform(UniformSetting(0.0, fmt, fe), arm))).predicted.latency_ms
+            for arm in space.arm_names()
             for fmt in FORMAT_NAMES
-            for fe in space.front_end_options()
+            for fe in space.front_end_options(arm)
         )
         if budget.latency_ms < smallest:
             raise ConfigError(
@@ -87,20 +88,24 @@ class CostModel:
             )
 
     def largest_fitting(
-        self, space: SearchSpace, budget: ResolvedBudget, fmt: str
+        self, space: SearchSpace, budget: ResolvedBudget, fmt: str, arm: str = TEACHER
     ) -> tuple[float, dict] | None:
         """(kept fraction, parameters) of the uniform candidate in ``fmt`` keeping the most that
         fits (with the finest front-end that lets it fit), or None."""
         for keep in KEEP_LEVELS:
-            for front_end in space.front_end_options():
-                params = space.uniform(UniformSetting(keep, fmt, front_end))
-                if self.fits(space.recipe(params), budget):
-                    return keep, params
+            for front_end in space.front_end_options(arm):
+                params = space.uniform(UniformSetting(keep, fmt, front_end), arm)
+                try:
+                    if self.fits(space.recipe(params), budget):
+                        return keep, params
+                except InvalidCandidate:
+                    continue
         return None
 
     def warm_starts(self, space: SearchSpace, budget: ResolvedBudget) -> list[dict[str, Any]]:
         """The ``WARM_STARTS`` formats whose largest fitting uniform candidate keeps the most
-        (predictions only: milliseconds), most kept first."""
+        (predictions only: milliseconds), most kept first; each new student the space offers comes
+        right after the first, in its first format (table order: float first) that fits."""
         found = []
         for order, fmt in enumerate(FORMAT_NAMES):
             fitting = self.largest_fitting(space, budget, fmt)
@@ -110,4 +115,11 @@ class CostModel:
         for _, _, params in sorted(found, key=lambda f: f[:2]):
             if params not in starts:
                 starts.append(params)
-        return starts[:WARM_STARTS]
+        starts = starts[:WARM_STARTS]
+        students = []
+        for arm in space.arm_names()[1:]:
+            fitting = (self.largest_fitting(space, budget, fmt, arm) for fmt in FORMAT_NAMES)
+            first = next((f for f in fitting if f is not None), None)
+            if first is not None:
+                students.append(first[1])
+        return starts[:1] + students + starts[1:]

@@ -185,7 +185,7 @@ class Driver:
         loaded, _ = resolve_splits(settings.teacher, data=settings.data, split=settings.split)  # no audio
         self.task = task_named(loaded.task)
         self.teacher_config = loaded.model.config
-        self.space = SearchSpace.build(loaded.model.structure(), settings.space)
+        self.space = SearchSpace.build(loaded.model.structure(), settings.space, teacher=loaded.model.config)
         self.costs = CostModel(self.teacher_config, latency=latency, memory=memory, device=device)
         self.budget = settings.budget.resolve(self.costs.teacher_latency_ms)
         self.costs.check_reachable(self.space, self.budget)

@@ -46,7 +46,7 @@ def ensure_profile(
     """
     path = profile_path(profile_dir, device)
     teacher = load_model(settings.teacher).model.eval()
-    operators = dict(SearchSpace.build(teacher.structure(), settings.space).params)  # their extra shapes
+    operators = dict(SearchSpace.build(teacher.structure(), settings.space, teacher=teacher.config).params)
     needed = {k.key for k in calibration_kernels(teacher.config, operators)}
     outdated = device == LOCAL_DEVICE and is_outdated(path)  # recalibrated below, old file kept
     profile = DeviceProfile.load(path) if path.exists() and not outdated else None
@@ -66,7 +66,9 @@ def precheck(settings: SearchSettings) -> None:
     """Refuse, writing nothing, what the driver would refuse only after calibrating."""
     check_storage(settings.storage)
     loaded = load_model(settings.teacher)
-    space = SearchSpace.build(loaded.model.structure(), settings.space)  # settings errors surface here
+    space = SearchSpace.build(
+        loaded.model.structure(), settings.space, teacher=loaded.model.config
+    )  # errors here
     trials = settings.runs_dir / settings.study / "trials"
     if not settings.resume:
         if trials.is_dir() and any(trials.iterdir()):

@@ -23,9 +23,40 @@ def _interval(score: float, n: int) -> str:
     return f" ± {1.96 * math.sqrt(max(score * (1 - score), 1 / n) / n):.1%}"
 
 
+def _outputs(report: PickReport) -> str:
+    labels = ", ".join(report.labels)
+    if report.decision is None:
+        return f"Output `logits` over the classes {labels} (softmax; also in the model's metadata)."
+    cuts = ", ".join(f"{label} {t:.2f}" for label, t in zip(report.labels, report.decision, strict=True))
+    return (
+        f"Output `logits`, one per label ({labels}), each through its own sigmoid: a label is present "
+        f"when its probability reaches its threshold, tuned for F1 on the validation split and stored "
+        f"in the model's metadata ({cuts})."
+    )
+
+
+def _decisions(report: PickReport) -> list[str]:
+    """The F1 of each model at its thresholds, for tasks that decide by threshold."""
+    rows = [m for m in report.models if "f1_micro" in m.test_report]
+    if not rows:
+        return []
+    return [
+        "",
+        "| model | test F1 micro | test F1 macro |",
+        "|---|---|---|",
+        *[
+            f"| {MODEL_NAMES[m.name]} | {m.test_report['f1_micro']:.1%} | {m.test_report['f1_macro']:.1%} |"
+            for m in rows
+        ],
+        "",
+        "F1 at each model's own per-class thresholds, tuned on the validation split.",
+    ]
+
+
 def model_card(report: PickReport) -> str:
     picked, teacher, int8 = report.model(PICKED), report.model(TEACHER_FP32), report.model(TEACHER_INT8)
     device, metric = report.measured_on, report.metric
+    proportion = metric == "accuracy"  # a share of clips: the binomial interval applies
     tuning = (
         f"{report.final_epochs} final epochs" if report.final_epochs else "the search trial's own weights"
     )
@@ -55,9 +86,8 @@ def model_card(report: PickReport) -> str:
         "```",
         "",
         f"Input `waveform`: float32, shape (batch, {report.clip_samples}), mono at {report.sample_rate} Hz "
-        f"(centre-cropped or zero-padded to that length). Output `logits` over the classes "
-        f"{', '.join(report.labels)} (also in the model's metadata). The log-mel front-end is inside the "
-        "model.",
+        f"(centre-cropped or zero-padded to that length). {_outputs(report)} The log-mel front-end is "
+        "inside the model.",
         "",
         "## Results (same run, same machine, side by side)",
         "",
@@ -69,10 +99,12 @@ def model_card(report: PickReport) -> str:
     for row in report.models:
         t = row.timing
         lines.append(
-            f"| {MODEL_NAMES[row.name]} | {row.test_score:.1%}{_interval(row.test_score, tests)} | "
+            f"| {MODEL_NAMES[row.name]} | {row.test_score:.1%}"
+            f"{_interval(row.test_score, tests) if proportion else ''} | "
             f"{t.latency_ms:.3f} ({t.p10_ms:.3f}-{t.p90_ms:.3f}) | {predicted.get(row.name, '-')} | "
             f"{_mb(row.file_bytes)} | {_mb(row.peak_bytes)} | {_count(row.macs)} | {_count(row.params)} |"
         )
+    lines += _decisions(report)
     lines += [
         "",
         f"Latency: batch 1, {device['threads']} ONNX Runtime thread(s), median of the quietest of "
@@ -106,7 +138,7 @@ def model_card(report: PickReport) -> str:
         "| layer | format | teacher |",
         "|---|---|---|",
         *[
-            f"| {layer} | {fmt} | {report.teacher_layer_formats.get(layer, 'float')} |"
+            f"| {layer} | {fmt} | {report.teacher_layer_formats.get(layer, '-')} |"
             for layer, fmt in report.layers.items()
         ],
         "",

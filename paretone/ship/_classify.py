@@ -19,7 +19,10 @@ FIX = "re-export it with `paretone pick`"
 def classify_files(
     model: str | os.PathLike[str], files: list[str | os.PathLike[str]], *, threads: int = 1
 ) -> list[dict[str, Any]]:
-    """Per file: label, probability and all class probabilities, or ``error`` (one line) instead.
+    """Per file: the labels the model decides present (most probable first; for multi-label
+    models at the per-class thresholds stored in the file), the first of them as ``label`` with its
+    ``probability`` (None when nothing is detected), and every class's probability; or ``error``
+    (one line) instead.
 
     A broken audio file does not stop the others; a broken model raises ConfigError.
     """
@@ -40,12 +43,14 @@ def classify_files(
         if logits.shape[-1] != len(meta.labels):
             raise ConfigError(f"{model}: {logits.shape[-1]} outputs for {len(meta.labels)} labels; {FIX}")
         probabilities = task.probabilities(logits)[0]
-        best = int(probabilities.argmax())
+        present = task.decide(probabilities[None], meta.thresholds)[0]
+        order = [int(i) for i in np.argsort(-probabilities) if present[i]]
         results.append(
             {
                 "file": str(file),
-                "label": meta.labels[best],
-                "probability": float(probabilities[best]),
+                "label": meta.labels[order[0]] if order else None,
+                "probability": float(probabilities[order[0]]) if order else None,
+                "labels": [meta.labels[i] for i in order],
                 "probabilities": {
                     label: float(p) for label, p in zip(meta.labels, probabilities, strict=True)
                 },

@@ -10,7 +10,7 @@ from paretone._io import read_json, write_atomic
 from paretone._outputs import OutputFolder
 from paretone.compress import Recipe
 from paretone.errors import ConfigError
-from paretone.models import family_of, read_header
+from paretone.models import read_header
 from paretone.search import (
     Candidate,
     StudyInfo,
@@ -78,8 +78,8 @@ def pareto_report(
     if not info.teacher.is_dir():
         raise ConfigError(f"the study's teacher {info.teacher} is gone; put it back where the study was run")
     teacher_config = read_header(info.teacher)[0]
-    structure = family_of(teacher_config).structure(teacher_config)
-    summaries = {c.trial: Recipe.from_dict(c.recipe).summary(structure) for c in pool}
+    recipes = {c.trial: Recipe.from_dict(c.recipe) for c in pool}
+    summaries = {t: r.summary(r.base_structure(teacher_config)) for t, r in recipes.items()}
     history = hypervolume_history([c for c in pool if c.feasible], budget_ms)
     plot = ParetoPlot(pool, front, budget_ms, _references(info, pick_report), summaries, history, task.metric)
     out = folder.begin()

@@ -71,10 +71,21 @@ def claim_pick_folder(settings: PickSettings, teacher: Path) -> OutputFolder:
     )
 
 
-def _score(path: Path, evaluator: TrialEvaluator, threads: int) -> float:
-    test = evaluator.context.sets.test
+def _test(
+    path: Path, evaluator: TrialEvaluator, threads: int, decision: tuple[float, ...] | None
+) -> tuple[float, dict[str, Any]]:
+    """The task's metric of the ONNX file at ``path`` on the test split, and its other report fields."""
+    task, test = evaluator.context.task, evaluator.context.sets.test
     logits = torch.from_numpy(run_logits(path, test.waveforms.numpy(), threads=threads))
-    return evaluator.context.task.score(logits, test.targets)
+    report = task.report(logits, test.targets, decision)
+    return task.score(logits, test.targets), {k: v for k, v in report.items() if k != task.metric}
+
+
+def _decision(path: Path, evaluator: TrialEvaluator, threads: int) -> tuple[float, ...] | None:
+    """The decision rule of the ONNX file at ``path``, fitted on the validation split."""
+    task, validation = evaluator.context.task, evaluator.context.sets.validation
+    logits = torch.from_numpy(run_logits(path, validation.waveforms.numpy(), threads=threads))
+    return task.calibrate_decision(logits, validation.targets)
 
 
 def _student(
@@ -118,9 +129,10 @@ def pick(settings: PickSettings, *, progress: Say | None = None) -> PickReport:
 
     say("test scores and peak memory of the model and its baselines")
     fe = student.config.front_end
+    decision = _decision(folder / MODEL_FILE, evaluator, settings.threads)
     metadata = ModelMetadata(
         evaluator.context.labels, fe.sample_rate, fe.clip_samples, __version__, recipe.to_dict(),
-        evaluator.context.task.name,
+        evaluator.context.task.name, decision,
     )  # fmt: skip
     stamp_metadata(folder / MODEL_FILE, metadata)  # before it moves into place: never a model without labels
     out_folder.remove(STUDENT)
@@ -133,14 +145,19 @@ def pick(settings: PickSettings, *, progress: Say | None = None) -> PickReport:
     student_c, teacher_c = count_complexity(student), count_complexity(teacher)
     sizes = {PICKED: student_c, TEACHER_FP32: teacher_c}
     session_bytes = measure_session_peak_bytes(threads=settings.threads)
+    teacher_decision = _decision(teacher_onnx, evaluator, settings.threads)
     models = []
     for (name, path), latency in zip(paths.items(), measured, strict=True):
         size = sizes.get(name)
+        score, details = _test(
+            path, evaluator, settings.threads, decision if name == PICKED else teacher_decision
+        )
         models.append(
             MeasuredModel(
                 name=name,
                 onnx=str(path),
-                test_score=_score(path, evaluator, settings.threads),
+                test_score=score,
+                test_report=details,
                 timing=latency,
                 file_bytes=path.stat().st_size,
                 # beyond an empty session, as the device profile predicts it
@@ -175,7 +192,7 @@ def pick(settings: PickSettings, *, progress: Say | None = None) -> PickReport:
         empty_session_peak_bytes=session_bytes,
         models=tuple(models),
         recipe=recipe.to_dict(),
-        recipe_in_words=tuple(recipe.describe(structure)),
+        recipe_in_words=tuple(recipe.describe(recipe.base_structure(teacher.config))),
         layers={d.layer: d.format.name for d in deployment},
         teacher_layer_formats=Recipe().layer_formats(structure),
         attempts=tuple(attempts),
@@ -184,6 +201,7 @@ def pick(settings: PickSettings, *, progress: Say | None = None) -> PickReport:
             for c in selection.front
         ),
         seconds=round(time.perf_counter() - started, 1),
+        decision=decision,
     )
     write_json(out / REPORT_FILE, report.to_dict())
     card = model_card(report)

@@ -38,6 +38,7 @@ class MeasuredModel:
     peak_bytes: int  # beyond an empty session
     macs: int | None = None
     params: int | None = None
+    test_report: dict[str, Any] = field(default_factory=dict)  # the task's other test fields (F1...)
 
     @property
     def measured_latency_ms(self) -> float:
@@ -99,6 +100,7 @@ class PickReport:
     attempts: tuple[Attempt, ...]
     front: tuple[FrontMember, ...]
     seconds: float
+    decision: tuple[float, ...] | None = None  # the shipped decision rule's parameters (thresholds)
     paretone_version: str = __version__
     format: str = field(default=PICK_FORMAT)
 

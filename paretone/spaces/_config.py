@@ -11,6 +11,7 @@ Names are glob patterns over unit and layer names (``blocks.0.*``, ``*.ffn.fc2``
     temperature = [1.0, 8.0]                 # distill: temperature range (log-uniform)
     alpha = [0.0, 1.0]
     ranks = [0.125, 0.5]                     # factorize: searched rank fractions (off unless given)
+    students = ["lstm:hidden=64", "gru:hidden=32,32;epochs=30"]  # student: new models beside the teacher
 
 ``freeze`` and ``epochs`` belong to the space; every other key belongs to the operator that
 declares it (``Operator.settings``), which checks its value when the space is built.

@@ -62,7 +62,12 @@ class Classification(Task):
         shifted = np.exp(logits - logits.max(axis=-1, keepdims=True))
         return shifted / shifted.sum(axis=-1, keepdims=True)
 
-    def report(self, logits: torch.Tensor, targets: torch.Tensor) -> dict[str, Any]:
+    def decide(self, probabilities: np.ndarray, decision: Sequence[float] | None) -> np.ndarray:
+        return probabilities == probabilities.max(axis=-1, keepdims=True)
+
+    def report(
+        self, logits: torch.Tensor, targets: torch.Tensor, decision: Sequence[float] | None = None
+    ) -> dict[str, Any]:
         return {self.metric: self.score(logits, targets)}
 
 

@@ -6,6 +6,7 @@ from paretone.training._finetune import distil
 from paretone.training._loop import EpochRecord, FitResult, fit, predict_logits, score
 from paretone.training._teacher import (
     CACHE_DIR,
+    DECISION,
     METRICS_FILE,
     ONNX_FILE,
     TEACHER_ENTRIES,
@@ -16,6 +17,7 @@ from paretone.training._teacher import (
 
 __all__ = [
     "CACHE_DIR",
+    "DECISION",
     "METRICS_FILE",
     "ONNX_FILE",
     "TEACHER_ENTRIES",

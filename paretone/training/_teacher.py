@@ -24,13 +24,14 @@ from paretone.models import (
     export_onnx,
     save_model,
 )
-from paretone.runtime import measure_latency, run_logits
+from paretone.runtime import ModelMetadata, measure_latency, run_logits, stamp_metadata
 from paretone.tasks import CLASSIFICATION, Task, task_named
 from paretone.training._config import TrainConfig
 from paretone.training._loop import fit, predict_logits
 
 METRICS_FILE = "metrics.json"
 ONNX_FILE = "model.onnx"
+DECISION = "decision"  # checkpoint metadata: the task's decision parameters (per-class thresholds)
 CACHE_DIR = "cache"  # teacher logits cached by distillation (``compress.teacher_logits``)
 TEACHER_ENTRIES = (CONFIG_FILE, WEIGHTS_FILE, METRICS_FILE, ONNX_FILE, CACHE_DIR)
 
@@ -71,6 +72,7 @@ def train_teacher(
     result = fit(model, sets.train, sets.validation, train_config, task=task, progress=progress)
     test_logits = predict_logits(model, sets.test)
     test_score = task.score(test_logits, sets.test.targets)
+    decision = task.calibrate_decision(predict_logits(model, sets.validation), sets.validation.targets)
     data_info = {
         "root": str(catalog.root),
         "layout": catalog.layout,
@@ -84,9 +86,18 @@ def train_teacher(
         model,
         labels=catalog.labels,
         task=task.name,
-        metadata={"data": data_info, "train": train_config.to_dict()},
+        metadata={
+            "data": data_info,
+            "train": train_config.to_dict(),
+            DECISION: None if decision is None else list(decision),
+        },
     )
     onnx_path = export_onnx(model, out / ONNX_FILE)
+    fe = model_config.front_end
+    stamp_metadata(
+        onnx_path,
+        ModelMetadata(catalog.labels, fe.sample_rate, fe.clip_samples, __version__, {}, task.name, decision),
+    )
     ort_logits = torch.from_numpy(run_logits(onnx_path, sets.test.waveforms.numpy()))
     latency = {f"threads_{n}": measure_latency(onnx_path, threads=n).to_dict() for n in latency_threads}
     metrics = {
@@ -101,7 +112,11 @@ def train_teacher(
         },
         "data": data_info,
         task.metric: {"validation": result.best_validation_score, "test": test_score},
-        **{f"test_{name}": value for name, value in task.report(test_logits, sets.test.targets).items()},
+        **{
+            f"test_{name}": value
+            for name, value in task.report(test_logits, sets.test.targets, decision).items()
+        },
+        "decision": None if decision is None else list(decision),
         "training": {
             "epochs_run": len(result.history),
             "best_epoch": result.best_epoch,

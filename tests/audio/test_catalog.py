@@ -107,3 +107,49 @@ def test_fsdd_file_with_foreign_name_is_refused(tmp_path, fsdd):
 def test_default_location_comes_from_environment(monkeypatch, fsdd):
     monkeypatch.setenv("PARETONE_DATA", str(fsdd))
     assert open_dataset(None).root == Path(fsdd)
+
+
+def _multilabel_manifest(tmp_path: Path, rows: list[str], header: str = "path,labels,fold,speaker") -> Path:
+    for i in range(4):
+        write_tone(tmp_path / f"clip{i}.wav", freq=300 + 50 * i)
+    manifest = tmp_path / "mix.csv"
+    manifest.write_text("\n".join([header, *rows]) + "\n")
+    return manifest
+
+
+def test_a_labels_column_makes_a_multilabel_catalog_with_speakers(tmp_path):
+    manifest = _multilabel_manifest(
+        tmp_path,
+        [
+            "clip0.wav,dog;siren,1,ann",
+            "clip1.wav,siren,2,bob",
+            "clip2.wav, speech ; dog ,3,cy",
+            "clip3.wav,dog,3,",
+        ],
+    )
+    catalog = open_dataset(manifest)
+    assert catalog.multilabel and catalog.labels == ("dog", "siren", "speech")
+    by_name = {c.path.name: c for c in catalog.clips}
+    assert by_name["clip0.wav"].labels == ("dog", "siren") and by_name["clip0.wav"].speaker == "ann"
+    assert by_name["clip2.wav"].labels == ("dog", "speech") and by_name["clip3.wav"].speaker is None
+    assert catalog.speakers == ("ann", "bob", "cy")
+    assert not open_dataset(_write_single(tmp_path)).multilabel
+
+
+def _write_single(tmp_path: Path) -> Path:
+    path = tmp_path / "single.csv"
+    path.write_text("path,label\nclip0.wav,dog\nclip1.wav,cat\n")
+    return path
+
+
+@pytest.mark.parametrize(
+    ("rows", "header", "message"),
+    [
+        (["clip0.wav,dog;;siren"], "path,labels", "empty label in 'dog;;siren'"),
+        (["clip0.wav,dog", "clip1.wav,"], "path,labels", r"mix.csv:3: the row has no label"),
+        (["clip0.wav,dog,dog"], "path,label,labels", "both a label and a labels column"),
+    ],
+)
+def test_bad_multilabel_rows_are_refused_with_their_line(tmp_path, rows, header, message):
+    with pytest.raises(DataError, match=message):
+        open_dataset(_multilabel_manifest(tmp_path, rows, header))

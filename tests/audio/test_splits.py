@@ -68,7 +68,7 @@ def test_class_missing_from_training_is_refused(tmp_path):
     for row in rows[1:]:
         write_tone(tmp_path / row.split(",")[0])
     (tmp_path / "m.csv").write_text("\n".join(rows))
-    with pytest.raises(DataError, match=r"class\(es\) b have no training examples"):
+    with pytest.raises(DataError, match=r"class\(es\) b have no positive training clip"):
         make_splits(open_dataset(tmp_path / "m.csv"), "fold:3")
 
 
@@ -88,3 +88,27 @@ def test_bad_split_names_are_refused(fsdd_catalog, split, message):
 def test_official_split_is_balanced_over_classes(fsdd_catalog):
     counts = Counter(c.label for c in make_splits(fsdd_catalog, "official").test)
     assert set(counts.values()) == {30}
+
+
+def test_a_label_seen_only_in_the_test_set_is_refused(tmp_path):
+
+    rows = ["path,labels,fold"]
+    for i, (labels, fold) in enumerate([("a", 1), ("b", 1), ("a;b", 2), ("a", 3), ("b;c", 3)]):
+        write_tone(tmp_path / f"{i}.wav", freq=300 + 40 * i)
+        rows.append(f"{i}.wav,{labels},{fold}")
+    (tmp_path / "m.csv").write_text("\n".join(rows) + "\n")
+    catalog = open_dataset(tmp_path / "m.csv")
+    with pytest.raises(DataError, match=r"c have no positive training clip \(they appear in the test"):
+        make_splits(catalog, "fold:3")
+
+
+def test_speaker_split_of_a_manifest_uses_its_speaker_column(tmp_path):
+
+    rows = ["path,labels,speaker"]
+    for i in range(12):
+        write_tone(tmp_path / f"{i}.wav", freq=300 + 40 * i)
+        rows.append(f"{i}.wav,{'a' if i % 2 else 'a;b'},{'spk' + str(i % 4)}")
+    (tmp_path / "m.csv").write_text("\n".join(rows) + "\n")
+    splits = make_splits(open_dataset(tmp_path / "m.csv"), "speaker:spk2")
+    assert {c.speaker for c in splits.test} == {"spk2"} and {c.speaker for c in splits.validation} == {"spk3"}
+    assert {c.speaker for c in splits.train} == {"spk0", "spk1"}

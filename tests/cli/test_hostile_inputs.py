@@ -18,6 +18,7 @@ import pytest
 from click.testing import CliRunner
 
 from paretone.cli import cli
+from paretone.compress import OPERATORS
 from tests.conftest import SYNTHETIC as DEVICE
 from tests.helpers import make_driver, record, tree_digest, write_tone
 
@@ -302,7 +303,7 @@ CASES: dict[str, dict[str, tuple[Case, str]]] = {
                 "--out",
                 str(tmp / "out"),
             ],
-            "unknown operator 'sparsify': paretone knows front_end, prune, quantize, distill",
+            f"unknown operator 'sparsify': paretone knows {', '.join(OPERATORS)}",
         ),
         "a corrupt pick.json": (_corrupt_pick, "malformed pick report"),
         "corrupt model metadata": (_corrupt_metadata, "paretone.labels"),

@@ -181,3 +181,29 @@ def test_search_runs_on_an_existing_two_node_ray_cluster(teacher, profile, tmp_p
         assert status.stdout.count("node_") >= 2  # both nodes were up for the search
     finally:
         subprocess.run(["ray", "stop", "--force"], capture_output=True, timeout=120)
+
+
+def test_a_search_can_choose_a_new_recurrent_student_beside_the_pruned_teacher(teacher, tmp_path):
+    from paretone.compress import load_student
+    from paretone.models import load_model
+    from paretone.spaces import SearchSpace, SpaceConfig
+    from tests.helpers import synthetic_profile
+
+    space = SpaceConfig.from_dict({"students": ["lstm:hidden=8;epochs=1"]})
+    loaded = load_model(teacher).model
+    operators = dict(SearchSpace.build(loaded.structure(), space, teacher=loaded.config).params)
+    profile = synthetic_profile(
+        loaded, tmp_path / "devices", "with-students", ns_per_mac=1.0, operators=operators
+    )
+    driver = make_driver(
+        teacher, profile, tmp_path, trials=4, space=space, budget=Budget(latency_fraction=0.7)
+    )
+    driver.run()
+    done = [t for t in _trials(driver.settings.storage, "s") if t.user_attrs.get("fine_tuned")]
+    students = [t for t in done if t.params.get("student") == "lstm:hidden=8;epochs=1"]
+    assert students, [t.params.get("student") for t in done]  # its warm start comes second
+    folder = tmp_path / "runs" / "s" / "trials" / f"{students[0].number:05d}"
+    student, recipe = load_student(folder)
+    assert student.config.family == "lstm" and student.config.hidden == (8,)
+    assert recipe.to_dict()["operators"]["student"]["family"] == "lstm"
+    assert students[0].user_attrs["predicted"]["latency_ms"] < driver.costs.teacher_latency_ms

@@ -132,3 +132,46 @@ def test_a_string_where_a_list_belongs_is_refused_not_split_into_characters():
         SearchSpace.build(build_model(AST).structure(), SpaceConfig.from_dict({"formats": {"*": "w8a8"}}))
     with pytest.raises(ConfigError, match="unknown settings junk"):
         SpaceConfig.from_dict({"junk": 1})
+
+
+def test_new_students_are_arms_of_the_space_with_their_own_parameters():
+    teacher = build_model(AST)
+    config = SpaceConfig.from_dict({"students": ["lstm:hidden=32", "gru:hidden=16,16;epochs=5"]})
+    space = SearchSpace.build(teacher.structure(), config, teacher=AST)
+    params = _by_name(space)
+    assert params["student"].choices == ("teacher", "lstm:hidden=32", "gru:hidden=16,16;epochs=5")
+    assert params["lstm:hidden=32/format:rnn.0"].choices == ("float", "w8a8-dynamic")
+    assert "gru:hidden=16,16;epochs=5/format:rnn.1" not in params  # GRU layers run float only
+    assert "gru:hidden=16,16;epochs=5/format:head" in params
+    assert not any(n.startswith("lstm:hidden=32/keep:") for n in params)  # sizes are chosen directly
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=1))
+    arms = set()
+    for _ in range(30):
+        trial = study.ask(space.distributions())
+        recipe = space.recipe(trial.params)
+        config_of = recipe.base_config(AST)
+        arms.add(getattr(config_of, "family", None))
+        recipe.check(recipe.base_structure(AST))
+        assert recipe.kernels(AST)
+        study.tell(trial, 0.0)
+    assert arms == {"ast", "lstm", "gru"}
+    gru = space.recipe(space.uniform(UniformSetting(0.5, "w8a8"), "gru:hidden=16,16;epochs=5"))
+    assert gru.base_config(AST).hidden == (16, 16) and gru.to_dict()["operators"]["student"]["epochs"] == 5
+    assert gru.layer_formats(gru.base_structure(AST))["head"] == "w8a8"
+    again = SearchSpace.from_dict(json.loads(json.dumps(space.to_dict())))
+    assert again == space
+
+
+@pytest.mark.parametrize(
+    ("students", "message"),
+    [
+        ("lstm:64", "students must be a list"),
+        (["lstm:hidden"], "write family:size"),
+        (["lstm:width=3"], "'width' is not a size of the lstm family"),
+        (["nonesuch:hidden=3"], "unknown model family"),
+    ],
+)
+def test_malformed_student_offers_are_one_line_errors(students, message):
+    teacher = build_model(AST)
+    with pytest.raises(ConfigError, match=message):
+        SearchSpace.build(teacher.structure(), SpaceConfig.from_dict({"students": students}), teacher=AST)

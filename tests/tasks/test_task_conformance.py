@@ -87,3 +87,12 @@ def test_clips_that_do_not_suit_the_task_are_refused(task):
         task.encode_targets([("zebra",)], LABELS)
     with pytest.raises(ConfigError):
         task.encode_targets([()], LABELS)
+
+
+def test_decisions_calibrated_on_a_set_recover_its_labels(task):
+    targets = task.encode_targets(_label_sets(30, seed=4), LABELS)
+    perfect = _oracle(targets, task)
+    decision = task.calibrate_decision(perfect, targets)
+    decided = task.decide(task.probabilities(perfect.numpy()), decision)
+    assert decided.dtype == bool and decided.shape == (30, len(LABELS))
+    assert (decided == (perfect.numpy() > 0)).all()
