@@ -155,10 +155,12 @@ def search(
     profile_dir: PathLike = DEFAULT_PROFILE_DIR,
     stale_after_s: float = 60.0,
     worker_memory_mb: float = 3072.0,
+    chunk_ms: float | None = None,
     status: Any = None,
     calibration_progress: StageProgress | None = None,
 ) -> Any:
-    """Search compressions of ``teacher`` within the budget (``space``: a ``[space]`` table)."""
+    """Search compressions of ``teacher`` within the budget (``space``: a ``[space]`` table);
+    ``chunk_ms``: on a stream, the latency budget is per chunk of this length (p95)."""
     from paretone.search import Budget, SearchSettings, default_storage, run_search
     from paretone.spaces import SpaceConfig
 
@@ -185,6 +187,7 @@ def search(
         space=SpaceConfig.from_dict(space or {}),
         stale_after_s=stale_after_s,
         worker_memory_mb=worker_memory_mb,
+        chunk_ms=chunk_ms,
     )
     return run_search(
         settings,

@@ -21,6 +21,7 @@ from paretone.audio._loading import (
     fit_length,
     load_splits,
     load_waveforms,
+    read_recording,
     read_waveform,
 )
 from paretone.audio._splits import Splits, make_splits
@@ -50,5 +51,6 @@ __all__ = [
     "load_waveforms",
     "make_splits",
     "open_dataset",
+    "read_recording",
     "read_waveform",
 ]

@@ -98,7 +98,19 @@ class LogMel(nn.Module):
     def forward(self, waveform: torch.Tensor) -> torch.Tensor:
         if self.config.padding == "causal" and self.config.implementation == "stft":
             waveform = torch.nn.functional.pad(waveform, (self.config.context_samples, 0))
-        features = torch.log(self.mel(waveform) + 1e-6)
+        return self._finish(torch.log(self.mel(waveform) + 1e-6))
+
+    def stream(self, context_and_hops: torch.Tensor) -> torch.Tensor:
+        """The frames of a stream's next hops: (batch, context_samples + k * hop) -> (batch, n_mels,
+        k). The context is the stream's previous ``context_samples`` samples (zeros at its start),
+        so a stream's frames equal the whole recording's; causal, unnormalised front-ends only."""
+        if self.config.padding != "causal" or self.config.normalization != "none":
+            raise ValueError("only a causal front-end without per-utterance normalisation streams")
+        if isinstance(self.mel, DFTMelSpectrogram):
+            return torch.log(self.mel.frames(context_and_hops) + 1e-6)
+        return torch.log(self.mel(context_and_hops) + 1e-6)  # centre=False: every full frame
+
+    def _finish(self, features: torch.Tensor) -> torch.Tensor:
         if self.config.normalization == "utterance":
             # Per-utterance standardisation removes level differences between microphones and voices.
             mean = features.mean(dim=(1, 2), keepdim=True)
@@ -136,10 +148,13 @@ class DFTMelSpectrogram(nn.Module):
 
     def forward(self, waveform: torch.Tensor) -> torch.Tensor:
         if self.causal:
-            padded = torch.nn.functional.pad(waveform.unsqueeze(1), (self.n_fft - self.hop_length, 0))
-        else:
-            pad = self.n_fft // 2
-            padded = torch.nn.functional.pad(waveform.unsqueeze(1), (pad, pad), mode="reflect")
+            return self.frames(torch.nn.functional.pad(waveform, (self.n_fft - self.hop_length, 0)))
+        pad = self.n_fft // 2
+        return self.frames(torch.nn.functional.pad(waveform.unsqueeze(1), (pad, pad), mode="reflect")[:, 0])
+
+    def frames(self, padded: torch.Tensor) -> torch.Tensor:
+        """Mel power of every full frame of an already padded (batch, samples) signal."""
+        padded = padded.unsqueeze(1)
         spectrum = torch.nn.functional.conv1d(padded, self.dft, stride=self.hop_length)
         real, imag = spectrum[:, : self.n_freqs], spectrum[:, self.n_freqs :]
         power = (real * real + imag * imag).transpose(1, 2)

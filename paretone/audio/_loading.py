@@ -42,6 +42,12 @@ class WaveformSet:
 
 def read_waveform(path: str | os.PathLike[str], *, sample_rate: int, clip_samples: int) -> torch.Tensor:
     """Decode one file to mono float32 at ``sample_rate``, centre-cropped or centre-padded."""
+    return fit_length(read_recording(path, sample_rate=sample_rate), clip_samples)
+
+
+def read_recording(path: str | os.PathLike[str], *, sample_rate: int) -> torch.Tensor:
+    """Decode one file of any length to mono float32 at ``sample_rate``; DataError (one line) if
+    it cannot be read, is empty or holds NaN."""
     try:
         data, file_rate = soundfile.read(str(path), dtype="float32", always_2d=True)
     except (soundfile.LibsndfileError, RuntimeError, OSError) as exc:
@@ -55,7 +61,7 @@ def read_waveform(path: str | os.PathLike[str], *, sample_rate: int, clip_sample
     wave = torch.from_numpy(data.mean(axis=1))
     if file_rate != sample_rate:
         wave = AF.resample(wave, orig_freq=int(file_rate), new_freq=sample_rate)
-    return fit_length(wave, clip_samples)
+    return wave
 
 
 def fit_length(wave: torch.Tensor, samples: int) -> torch.Tensor:

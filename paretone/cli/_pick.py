@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import csv
 import json
+import sys
 from pathlib import Path
 
 import click
@@ -146,10 +148,33 @@ def pick(
 @click.argument("model", type=click.Path(path_type=Path))
 @click.argument("audio", nargs=-1, required=True, type=click.Path(path_type=Path))
 @click.option("--threads", type=int, default=1, show_default=True, help="ONNX Runtime threads.")
-@click.option("--json", "as_json", is_flag=True, help="One JSON object per file.")
-def run_model(model: Path, audio: tuple[Path, ...], threads: int, as_json: bool) -> None:
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per file (per segment with --stream).")
+@click.option(
+    "--stream",
+    is_flag=True,
+    help="Run over recordings of any length (or 16-bit PCM on stdin: -): segments, events, real-time factor.",
+)
+@click.option("--csv", "as_csv", is_flag=True, help="With --stream: CSV rows instead of JSON lines.")
+@click.option(
+    "--hop-ms", type=float, default=None, help="With --stream, for a model that cannot stream: window hop."
+)
+def run_model(
+    model: Path,
+    audio: tuple[Path, ...],
+    threads: int,
+    as_json: bool,
+    stream: bool,
+    as_csv: bool,
+    hop_ms: float | None,
+) -> None:
     """Classify audio files with a model written by `paretone pick` (front-end inside the model)."""
     from paretone.ship import classify_files
+
+    if stream:
+        _run_stream(model, audio, threads, as_csv, hop_ms)
+        return
+    if as_csv or hop_ms is not None:
+        raise click.UsageError("--csv and --hop-ms go with --stream")
 
     results = classify_files(model, list(audio), threads=threads)
     failed = 0
@@ -165,3 +190,42 @@ def run_model(model: Path, audio: tuple[Path, ...], threads: int, as_json: bool)
             click.echo(f"{result['file']}\t{found}\t{best}")
     if failed:
         raise SystemExit(2)
+
+
+def _run_stream(
+    model: Path, audio: tuple[Path, ...], threads: int, as_csv: bool, hop_ms: float | None
+) -> None:
+    """JSON lines (or CSV rows) per segment as computed, then each event, then the summary."""
+    from paretone.ship import stream_recording
+
+    writer = csv.writer(sys.stdout) if as_csv else None
+    if writer:
+        writer.writerow(["file", "kind", "start_s", "end_s", "label", "probability"])
+    for source in audio:
+        name = str(source)
+
+        def segment(record: dict, name: str = name) -> None:
+            if writer:
+                for label, p in record["probabilities"].items():
+                    writer.writerow([name, "segment", record["start_s"], record["end_s"], label, p])
+            else:
+                click.echo(json.dumps({"file": name, "kind": "segment", **record}))
+
+        summary = stream_recording(model, source, threads=threads, hop_ms=hop_ms, on_segment=segment)
+        for event in summary.events:
+            if writer:
+                writer.writerow([name, "event", event.onset_s, event.offset_s, event.label, ""])
+            else:
+                click.echo(json.dumps({"file": name, "kind": "event", **event.to_dict()}))
+        facts = {k: v for k, v in summary.to_dict().items() if k != "events"}
+        if writer:
+            sys.stdout.flush()
+        click.echo(
+            f"{name}: {facts['audio_seconds']:.1f} s of audio, {facts['mode']}, real-time factor "
+            f"{facts['real_time_factor']:.4f}, {facts['p50_ms']:.3f} ms per call "
+            f"(p95 {facts['p95_ms']:.3f}), "
+            f"algorithmic delay {facts['algorithmic_delay_ms']:.0f} ms, {len(summary.events)} events",
+            err=True,
+        )
+        if not writer:
+            click.echo(json.dumps({"file": name, "kind": "summary", **facts}))

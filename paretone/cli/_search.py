@@ -19,7 +19,7 @@ SEARCH_KEYS = {
     "latency_budget_ms": NUMBER, "latency_budget_fraction": NUMBER, "memory_budget_mb": NUMBER,
     "size_budget_mb": NUMBER, "workers": WHOLE, "storage": TEXT, "ray_address": TEXT, "sampler": TEXT,
     "seed": WHOLE, "epochs": WHOLE, "device": TEXT, "profile_dir": TEXT, "stale_after_s": NUMBER,
-    "worker_memory_mb": NUMBER,
+    "worker_memory_mb": NUMBER, "chunk_ms": NUMBER,
 }  # fmt: skip
 
 
@@ -101,6 +101,12 @@ def read_config(path: Path) -> tuple[dict[str, Any], dict[str, Any]]:
 @click.option(
     "--worker-memory-mb", type=float, default=None, help="Memory per worker, enforced per trial [3072]."
 )
+@click.option(
+    "--chunk-ms",
+    type=float,
+    default=None,
+    help="Streaming: latency and --latency-budget-* are per chunk of this length (p95 at pick).",
+)
 @click.option("--resume", is_flag=True, help="Continue the study to --trials after a crash or Ctrl-C.")
 def search(config_path: Path | None, resume: bool, **flags: Any) -> None:
     """Search compressions of a teacher for the most accurate models within a latency budget."""
@@ -126,6 +132,7 @@ def search(config_path: Path | None, resume: bool, **flags: Any) -> None:
             merged.get("memory_budget_mb"),
             merged.get("size_budget_mb"),
         ),
+        chunk_ms=merged.get("chunk_ms"),
     ).resume_hint()
     with progress_bar() as progress:
         calibration = stage_bars(progress, prefix=f"calibrating {device}: ")

@@ -184,8 +184,16 @@ class StudentArchitecture(Operator):
         return {p.name: TEACHER for p in params}
 
     @classmethod
-    def sweep(cls, kernels: set[Kernel], params: Sequence[Param], *, teacher: Any = None) -> set[Kernel]:
-        """Every shape each offered student can take, at every front-end its arm may choose."""
+    def sweep(
+        cls,
+        kernels: set[Kernel],
+        params: Sequence[Param],
+        *,
+        teacher: Any = None,
+        chunk_samples: int | None = None,
+    ) -> set[Kernel]:
+        """Every shape each offered student can take, at every front-end its arm may choose (and,
+        streaming on ``chunk_samples``, one call's)."""
         if teacher is None:
             return set()
         out: set[Kernel] = set()

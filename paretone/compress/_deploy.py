@@ -24,8 +24,9 @@ from paretone.compress._fake_quant import ActivationQuantizer, fake_quant_layers
 from paretone.compress._formats import RUNTIME_FORMATS, Converter, RuntimeFormat
 from paretone.compress._quantize import Quantize, leaf_layers
 from paretone.compress._recipe import Recipe
-from paretone.models import AudioModel, export_onnx, weight_nodes
-from paretone.runtime import INPUT_NAME
+from paretone.errors import ConfigError
+from paretone.models import AudioModel, export_onnx, export_stream, family_of, weight_nodes
+from paretone.runtime import INPUT_NAME, STREAM_INPUT
 
 Plan = dict[str, tuple[RuntimeFormat, str]]  # layer label -> (format, ONNX node name)
 
@@ -110,29 +111,59 @@ def export_compressed(
     path: str | os.PathLike[str],
     *,
     calibration: torch.Tensor,
+    chunk_samples: int | None = None,
+    batch: int | None = None,
 ) -> list[LayerDeployment]:
     """Write ``student`` to ``path`` with each layer in its recipe's runtime format.
 
     ``calibration``: a few dozen real training waveforms (N, samples) for int8 activation ranges.
-    Returns, per quantizable layer, the format and the ONNX node that carries it.
+    ``chunk_samples``: write the streaming model instead (one chunk and its state per call; see
+    ``models.export_stream``); ConfigError if the family cannot stream. ``batch``: a fixed batch
+    size instead of a dynamic one. Returns, per quantizable layer, the format and the ONNX node
+    that carries it.
     """
     quantize = recipe.get(Quantize)
+    plain = _plain_copy(student)
     with tempfile.TemporaryDirectory() as tmp:
-        model = onnx.load(export_onnx(_plain_copy(student), Path(tmp) / "float.onnx"))
+        if chunk_samples is None:
+            model = onnx.load(export_onnx(plain, Path(tmp) / "float.onnx", batch=batch))
+            feeds = [{INPUT_NAME: b.numpy().astype(np.float32)} for b in calibration.split(16)]
+        else:
+            stream = _streaming(plain, chunk_samples)
+            model = onnx.load(export_stream(stream, Path(tmp) / "float.onnx", chunk_samples=chunk_samples))
+            feeds = _stream_feeds(stream, calibration, chunk_samples)
     nodes = weight_nodes(model)
     plan = {
         leaf: (quantize.format_of(layer.name, layer.kind), nodes[leaf].name)
         for layer in student.structure().quantizable
         for leaf in leaf_layers(student, layer.name)
     }
-    conversion = Conversion(
-        feeds=[{INPUT_NAME: batch.numpy().astype(np.float32)} for batch in calibration.split(16)],
-        overrides=_activation_overrides(model, student, plan),
-    )
+    conversion = Conversion(feeds=feeds, overrides=_activation_overrides(model, student, plan))
     model, report = quantize_onnx(model, plan, conversion=conversion)
     del model.graph.value_info[:]  # shape hints the quantizer leaves: ONNX Runtime infers them again
     write_atomic(path, lambda tmp: onnx.save(model, str(tmp)))
     return report
+
+
+def _streaming(model: AudioModel, chunk_samples: int) -> torch.nn.Module:
+    stream = family_of(model.config).streaming(model)
+    if stream is None:
+        raise ConfigError(
+            f"a {model.config.family} model cannot stream (it needs whole clips); "
+            "run it on sliding windows, or pick a recurrent student"
+        )
+    hop = model.config.front_end.hop_length
+    if chunk_samples <= 0 or chunk_samples % hop:
+        raise ConfigError(f"a chunk of {chunk_samples} samples is not a whole number of {hop}-sample hops")
+    return stream
+
+
+def _stream_feeds(stream: torch.nn.Module, calibration: torch.Tensor, chunk_samples: int) -> list[dict]:
+    """One chunk from the middle of each calibration clip, from the zero state (int8 ranges only)."""
+    middle = max(0, calibration.shape[1] // 2 - chunk_samples // 2)
+    chunks = calibration[:, middle : middle + chunk_samples].numpy().astype(np.float32)
+    zeros = {name: np.zeros(shape, np.float32) for name, shape in stream.state_shapes().items()}
+    return [{STREAM_INPUT: chunk[None], **zeros} for chunk in chunks[:32]]
 
 
 __all__ = ["RUNTIME_FORMATS", "LayerDeployment", "export_compressed", "quantize_onnx"]

@@ -255,7 +255,14 @@ class Factorize(Operator):
         return {p.name: 1.0 for p in params}  # the uniform rule keeps full rank
 
     @classmethod
-    def sweep(cls, kernels: set[Kernel], params: Sequence[Param], *, teacher: Any = None) -> set[Kernel]:
+    def sweep(
+        cls,
+        kernels: set[Kernel],
+        params: Sequence[Param],
+        *,
+        teacher: Any = None,
+        chunk_samples: int | None = None,
+    ) -> set[Kernel]:
         """The factor pair of every linear shape pruning can leave, at each searched rank fraction."""
         fractions = sorted({f for p in params for f in p.choices if f < 1.0})
         extra = set()

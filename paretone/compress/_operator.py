@@ -139,10 +139,17 @@ class Operator(ABC):
         return {}
 
     @classmethod
-    def sweep(cls, kernels: set[Kernel], params: Sequence[Param], *, teacher: Any = None) -> set[Kernel]:
+    def sweep(
+        cls,
+        kernels: set[Kernel],
+        params: Sequence[Param],
+        *,
+        teacher: Any = None,
+        chunk_samples: int | None = None,
+    ) -> set[Kernel]:
         """Float kernels calibration must measure beyond the family's sweep ``kernels`` of the
         ``teacher`` configuration when the search offers ``params`` (shapes only this operator
-        makes); none by default."""
+        makes; with ``chunk_samples``, also those of one call on a stream); none by default."""
         return set()
 
 

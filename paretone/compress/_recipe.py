@@ -16,6 +16,7 @@ still reads: its bits name the same runtime formats.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -96,10 +97,17 @@ class Recipe:
         plan = self.plan(family.structure(base))
         return family.student_config(base, kept=plan.kept, front_end=plan.front_end)
 
-    def kernels(self, teacher: Any) -> list[Kernel]:
-        """The kernels of the student this recipe makes of ``teacher`` (configuration only)."""
+    def kernels(self, teacher: Any, *, chunk_samples: int | None = None) -> list[Kernel]:
+        """The kernels of the student this recipe makes of ``teacher`` (configuration only).
+
+        ``chunk_samples``: the kernels of one call on a stream of such chunks: a chunk's worth of
+        frames for a student that streams, a whole window for one that cannot (it runs a window per
+        chunk). ConfigError if the chunk is not a whole number of the student's hops."""
         config = self.student_config(teacher)
-        placed = family_of(config).kernels(config)
+        family = family_of(config)
+        if chunk_samples is not None and family.can_stream:
+            config = stream_config(config, chunk_samples)
+        placed = family.kernels(config)
         for op in self.operators:
             placed = op.kernels(placed)
         return [p.kernel for p in placed]
@@ -139,6 +147,17 @@ class Recipe:
             return cls(tuple(OPERATORS.named(key).from_entry(entry) for key, entry in entries.items()))
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
             raise ConfigError(f"malformed recipe ({exc!r}); compare it with Recipe.to_dict output") from None
+
+
+def stream_config(config: Any, chunk_samples: int) -> Any:
+    """``config`` as one call of its stream sees it: a clip of one chunk (ConfigError if the chunk
+    is not a whole number of hops)."""
+    fe = config.front_end
+    if chunk_samples <= 0 or chunk_samples % fe.hop_length:
+        raise ConfigError(
+            f"a chunk of {chunk_samples} samples is not a whole number of {fe.hop_length}-sample hops"
+        )
+    return dataclasses.replace(config, front_end=dataclasses.replace(fe, clip_samples=chunk_samples))
 
 
 def _bits(value: Any) -> int | None:

@@ -49,6 +49,7 @@ def calibrate(
     models: int = 12,
     passes: int = 5,
     operators: Mapping[str, Sequence[Param]] | None = None,
+    chunk_samples: int | None = None,
     progress: Progress | None = None,
 ) -> CalibrationSummary:
     """Measure every kernel compression can make of ``teacher`` and ``models`` random whole models.
@@ -62,7 +63,8 @@ def calibrate(
     start = time.perf_counter()
     path = profile_path(profile_dir, device)
     profile = _load_or_new(path, device, threads)
-    kernels = [k for k in calibration_kernels(teacher.config, operators) if k.key not in profile.kernels]
+    wanted = calibration_kernels(teacher.config, operators, chunk_samples=chunk_samples)
+    kernels = [k for k in wanted if k.key not in profile.kernels]
     kit_models = [
         m
         for m in random_models(teacher, models, seed=CALIBRATION_SEED, prefix="calibration")

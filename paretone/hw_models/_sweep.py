@@ -26,10 +26,13 @@ from paretone.compress import (
 from paretone.models import ATTENTION_HEADS, Kernel, ModelStructure, family_of
 
 
-def calibration_kernels(teacher: Any, operators: Mapping[str, Sequence[Param]] | None = None) -> list[Kernel]:
+def calibration_kernels(
+    teacher: Any, operators: Mapping[str, Sequence[Param]] | None = None, *, chunk_samples: int | None = None
+) -> list[Kernel]:
     """Kernels to measure so that every student of ``teacher`` is covered: every shape pruning
     leaves, at every front-end choice, in every runtime format its layer offers, plus the shapes
-    the ``operators`` searched (operator key -> its search parameters) add at the teacher's hop."""
+    the ``operators`` searched (operator key -> its search parameters) add at the teacher's hop;
+    with ``chunk_samples``, also every shape one call of a streaming student takes on such chunks."""
     implementations, hops = front_end_options(teacher.front_end)
     family = family_of(teacher)
     floats: set[Kernel] = set()
@@ -38,9 +41,13 @@ def calibration_kernels(teacher: Any, operators: Mapping[str, Sequence[Param]] |
             front_end = dataclasses.replace(teacher.front_end, implementation=implementation, hop_length=hop)
             variant = family.calibration_kernels(dataclasses.replace(teacher, front_end=front_end))
             floats |= variant
+            if chunk_samples and family.can_stream and chunk_samples % hop == 0:
+                chunk = dataclasses.replace(front_end, clip_samples=chunk_samples)
+                floats |= family.calibration_kernels(dataclasses.replace(teacher, front_end=chunk))
             if hop == teacher.front_end.hop_length and implementation == teacher.front_end.implementation:
                 for key, params in (operators or {}).items():
-                    floats |= OPERATORS[key].sweep(variant, params, teacher=teacher)
+                    sweep = OPERATORS[key].sweep
+                    floats |= sweep(variant, params, teacher=teacher, chunk_samples=chunk_samples)
     kernels = set(floats)
     for kernel in floats:
         if kernel.layer_kind is not None:

@@ -29,7 +29,7 @@ from paretone.models._kernels import (
     register_kernel_kind,
     width_grid,
 )
-from paretone.models._onnx import export_onnx, weight_nodes
+from paretone.models._onnx import export_onnx, export_stream, weight_nodes
 from paretone.models._qcnn import (
     QCNN,
     QCNN_FAMILY,
@@ -46,6 +46,7 @@ from paretone.models._recurrent import (
     LSTMConfig,
     RecurrentConfig,
     RecurrentModel,
+    StreamingRecurrent,
     streaming_front_end,
 )
 from paretone.models._registry import (
@@ -116,11 +117,13 @@ __all__ = [
     "RecurrentConfig",
     "RecurrentModel",
     "SizeOption",
+    "StreamingRecurrent",
     "build_model",
     "config_from_dict",
     "config_to_dict",
     "count_complexity",
     "export_onnx",
+    "export_stream",
     "family_named",
     "family_of",
     "front_end_kernel",

@@ -50,6 +50,7 @@ class Family(ABC):
     config_type: ClassVar[type]
     size_options: ClassVar[tuple[SizeOption, ...]] = ()
     small: ClassVar[dict[str, Any]] = {}  # sizes of a small instance (examples, conformance tests)
+    can_stream: ClassVar[bool] = False  # ``streaming`` returns a chunk-by-chunk model
 
     @abstractmethod
     def teacher_config(self, *, num_classes: int, front_end: FrontEndConfig, **sizes: Any) -> Any:
@@ -85,6 +86,11 @@ class Family(ABC):
     def calibration_kernels(self, teacher: Any) -> set[Kernel]:
         """Float kernels of every shape a student of ``teacher`` can have (its front-end as given);
         ``hw_models`` adds each quantizable kernel's formats and every front-end variant."""
+
+    def streaming(self, model: AudioModel) -> torch.nn.Module | None:
+        """The model as a stream of chunks with explicit state (see ``StreamingRecurrent``), or None
+        when it cannot stream (it then runs on sliding windows of its clip length)."""
+        return None
 
     def filter_banks(self, model: AudioModel) -> dict[str, torch.Tensor]:
         """Per conv-filter unit, the weights of its filters as (filters, components, in, kh, kw),

@@ -26,21 +26,44 @@ from torch import nn
 
 from paretone._io import write_atomic
 from paretone.models._base import DenseWeightConv
-from paretone.runtime import INPUT_NAME, OUTPUT_NAME
+from paretone.runtime import INPUT_NAME, OUTPUT_NAME, STATE_SUFFIX, STREAM_INPUT, STREAM_OUTPUT
 
 WEIGHT_OPS = ("MatMul", "Conv", "Gemm", "LSTM", "GRU")
 RECURRENT_OPS = ("LSTM", "GRU")
 
 
-def export_onnx(model: nn.Module, path: str | os.PathLike[str]) -> Path:
-    """Write ``model`` (eval mode, dynamic batch) to ``path`` atomically.
+def export_onnx(model: nn.Module, path: str | os.PathLike[str], *, batch: int | None = None) -> Path:
+    """Write ``model`` (eval mode) to ``path`` atomically: waveform in, logits out; a dynamic batch,
+    or a fixed one (``batch=1``: what mobile execution providers want).
 
     Uses the dynamo exporter: the TorchScript one cannot export torchaudio's STFT.
     """
     model = model.eval()
-    example = torch.zeros(2, model.front_end.config.clip_samples)
+    example = torch.zeros(batch or 2, model.front_end.config.clip_samples)
+    dynamic = None if batch else {INPUT_NAME: {0: torch.export.Dim("batch")}}
+    return _export(model, (example,), [INPUT_NAME], [OUTPUT_NAME], dynamic, path)
+
+
+def export_stream(stream: nn.Module, path: str | os.PathLike[str], *, chunk_samples: int) -> Path:
+    """Write a streaming model (a family's ``streaming(model)``) for chunks of ``chunk_samples``:
+    inputs ``chunk`` (1, chunk_samples) and each state, outputs ``frame_logits`` and ``<state>_out``."""
+    stream = stream.eval()
+    shapes = stream.state_shapes()
+    example = (torch.zeros(1, chunk_samples), *(torch.zeros(shape) for shape in shapes.values()))
+    inputs = [STREAM_INPUT, *shapes]
+    outputs = [STREAM_OUTPUT, *(f"{name}{STATE_SUFFIX}" for name in shapes)]
+    return _export(stream, example, inputs, outputs, None, path)
+
+
+def _export(
+    model: nn.Module,
+    example: tuple[torch.Tensor, ...],
+    input_names: list[str],
+    output_names: list[str],
+    dynamic_shapes: dict[str, Any] | None,
+    path: str | os.PathLike[str],
+) -> Path:
     recurrent = any(isinstance(m, nn.RNNBase) for m in model.modules())
-    batch = torch.export.Dim("batch")
     quiet = [logging.getLogger("torch.onnx"), logging.getLogger("onnx_ir"), logging.getLogger("onnxscript")]
     levels = [logger.level for logger in quiet]
     for logger in quiet:
@@ -50,11 +73,11 @@ def export_onnx(model: nn.Module, path: str | os.PathLike[str]) -> Path:
             warnings.simplefilter("ignore")
             program = torch.onnx.export(
                 model,
-                (example,),
+                example,
                 dynamo=True,
-                input_names=[INPUT_NAME],
-                output_names=[OUTPUT_NAME],
-                dynamic_shapes={INPUT_NAME: {0: batch}},
+                input_names=input_names,
+                output_names=output_names,
+                dynamic_shapes=dynamic_shapes,
                 custom_translation_table=dict(TRANSLATIONS),
                 verbose=False,
             )

@@ -107,29 +107,35 @@ class GRUConfig(RecurrentConfig):
 
 @torch.library.custom_op("paretone::recurrent", mutates_args=())
 def recurrent_layer(
-    x: torch.Tensor, w_ih: torch.Tensor, w_hh: torch.Tensor, b_ih: torch.Tensor, b_hh: torch.Tensor, cell: str
-) -> torch.Tensor:
-    """(batch, frames, inputs) -> (batch, frames, hidden) from a zero state, as nn.LSTM/nn.GRU."""
-    hidden = w_hh.shape[1]
-    zeros = x.new_zeros(1, x.shape[0], hidden)
+    x: torch.Tensor,
+    w_ih: torch.Tensor,
+    w_hh: torch.Tensor,
+    b_ih: torch.Tensor,
+    b_hh: torch.Tensor,
+    h0: torch.Tensor,
+    c0: torch.Tensor,
+    cell: str,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(batch, frames, inputs) and the state (1, batch, hidden) each -> outputs (batch, frames,
+    hidden) and the new state, as nn.LSTM/nn.GRU compute them (a GRU passes ``c0`` through)."""
     flat = [w_ih, w_hh, b_ih, b_hh]
     if cell == "lstm":
-        return torch._VF.lstm(x, (zeros, zeros), flat, True, 1, 0.0, False, False, True)[0]
-    return torch._VF.gru(x, zeros, flat, True, 1, 0.0, False, False, True)[0]
+        y, h, c = torch._VF.lstm(x, (h0, c0), flat, True, 1, 0.0, False, False, True)
+        return y, h, c
+    y, h = torch._VF.gru(x, h0, flat, True, 1, 0.0, False, False, True)
+    return y, h, c0.clone()
 
 
 @recurrent_layer.register_fake
-def _(
-    x: torch.Tensor, w_ih: torch.Tensor, w_hh: torch.Tensor, b_ih: torch.Tensor, b_hh: torch.Tensor, cell: str
-):
-    return x.new_empty(x.shape[0], x.shape[1], w_hh.shape[1])
+def _(x, w_ih, w_hh, b_ih, b_hh, h0, c0, cell):
+    return x.new_empty(x.shape[0], x.shape[1], w_hh.shape[1]), torch.empty_like(h0), torch.empty_like(c0)
 
 
 # PyTorch's gate blocks in ONNX's order: LSTM (i, f, g, o) -> (i, o, f, c); GRU (r, z, n) -> (z, r, h)
 ONNX_GATE_ORDER = {"lstm": (0, 3, 1, 2), "gru": (1, 0, 2)}
 
 
-def _onnx_recurrent(x: Any, w_ih: Any, w_hh: Any, b_ih: Any, b_hh: Any, cell: str) -> Any:
+def _onnx_recurrent(x: Any, w_ih: Any, w_hh: Any, b_ih: Any, b_hh: Any, h0: Any, c0: Any, cell: str) -> Any:
     from onnxscript import opset18 as op
 
     hidden = int(w_hh.shape[1])
@@ -141,18 +147,13 @@ def _onnx_recurrent(x: Any, w_ih: Any, w_hh: Any, b_ih: Any, b_hh: Any, cell: st
 
     bias = op.Concat(onnx_layout(b_ih), onnx_layout(b_hh), axis=1)
     frames_first = op.Transpose(x, perm=[1, 0, 2])
+    w, r = onnx_layout(w_ih), onnx_layout(w_hh)
     if cell == "lstm":
-        y, _, _ = op.LSTM(frames_first, onnx_layout(w_ih), onnx_layout(w_hh), bias, hidden_size=hidden)
+        y, h, c = op.LSTM(frames_first, w, r, bias, None, h0, c0, hidden_size=hidden)
     else:
-        y, _ = op.GRU(
-            frames_first,
-            onnx_layout(w_ih),
-            onnx_layout(w_hh),
-            bias,
-            hidden_size=hidden,
-            linear_before_reset=1,
-        )
-    return op.Transpose(op.Squeeze(y, [1]), perm=[1, 0, 2])
+        y, h = op.GRU(frames_first, w, r, bias, None, h0, hidden_size=hidden, linear_before_reset=1)
+        c = op.Identity(c0)
+    return op.Transpose(op.Squeeze(y, [1]), perm=[1, 0, 2]), h, c
 
 
 register_translation(torch.ops.paretone.recurrent.default, _onnx_recurrent)
@@ -160,7 +161,10 @@ register_translation(torch.ops.paretone.recurrent.default, _onnx_recurrent)
 
 class _RecurrentLayer:
     """A single-layer, batch-first nn.LSTM/nn.GRU that counts its MACs (every gate multiplies the
-    frame's input and the previous state) and exports as one ONNX node."""
+    frame's input and the previous state) and exports as one ONNX node.
+
+    ``step(x, h, c)`` runs from a given state and returns the new one (a GRU's ``c`` is unused and
+    passed through), the form a streaming export takes."""
 
     input_size: int
     hidden_size: int
@@ -170,10 +174,30 @@ class _RecurrentLayer:
         frames = inputs[0].shape[0] * inputs[0].shape[1]  # batch x time
         return frames * GATES[self.cell] * self.hidden_size * (self.input_size + self.hidden_size)
 
-    def forward(self, x: torch.Tensor, *state: torch.Tensor) -> Any:
+    def zero_state(self, batch: int, like: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        zeros = like.new_zeros(1, batch, self.hidden_size)
+        return zeros, zeros
+
+    def step(
+        self, x: torch.Tensor, h: torch.Tensor, c: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        weights = (self.weight_ih_l0, self.weight_hh_l0, self.bias_ih_l0, self.bias_hh_l0)  # type: ignore[attr-defined]
+        if torch.compiler.is_exporting():
+            return recurrent_layer(x, *weights, h, c, self.cell)
+        if self.cell == "lstm":
+            y, (h, c) = super().forward(x, (h, c))  # type: ignore[misc]
+            return y, h, c
+        y, h = super().forward(x, h)  # type: ignore[misc]
+        return y, h, c
+
+    def forward(self, x: torch.Tensor, *state: Any) -> Any:
+        """As nn.LSTM/nn.GRU; ``layer(x, h, c)`` (two state tensors) is ``step`` (so an export's node
+        carries the layer's name)."""
+        if len(state) == 2 and all(isinstance(s, torch.Tensor) for s in state):
+            return self.step(x, *state)
         if torch.compiler.is_exporting() and not state:
-            weights = (self.weight_ih_l0, self.weight_hh_l0, self.bias_ih_l0, self.bias_hh_l0)
-            return recurrent_layer(x, *weights, self.cell), None
+            y, _, _ = self.step(x, *self.zero_state(x.shape[0], x))
+            return y, None
         return super().forward(x, *state)  # type: ignore[misc]
 
 
@@ -212,6 +236,45 @@ class RecurrentModel(AudioModel):
     def classify(self, features: torch.Tensor) -> torch.Tensor:
         frames = self.frame_logits(features)
         return torch.logsumexp(frames, dim=1) - math.log(frames.shape[1])
+
+
+class StreamingRecurrent(nn.Module):
+    """One chunk of a stream at a time: (chunk, context, h0, c0, h1, c1, ...) -> (frame_logits,
+    context_out, h0_out, c0_out, ...). ``chunk`` is (1, k * hop) samples; ``context`` the stream's
+    previous ``n_fft - hop`` samples (zeros at its start). ONNX Runtime sessions hold no state, so
+    the state goes in and out as tensors; the frames of a stream equal the whole recording's.
+
+    Holds the model's own modules under their own names, so an export's nodes carry the layer names
+    compression addresses (``rnn.0/LSTM``)."""
+
+    def __init__(self, model: RecurrentModel) -> None:
+        super().__init__()
+        self.config = model.config
+        self.front_end, self.input_norm, self.rnn, self.head = (
+            model.front_end,
+            model.input_norm,
+            model.rnn,
+            model.head,
+        )
+
+    def state_shapes(self) -> dict[str, tuple[int, ...]]:
+        """Every state input by name, with its shape (the outputs are ``<name>_out``)."""
+        shapes = {"context": (1, self.config.front_end.context_samples)}
+        for i, layer in enumerate(self.rnn):
+            shapes[f"h{i}"] = shapes[f"c{i}"] = (1, 1, layer.hidden_size)
+        return shapes
+
+    def forward(
+        self, chunk: torch.Tensor, context: torch.Tensor, *states: torch.Tensor
+    ) -> tuple[torch.Tensor, ...]:
+        signal = torch.cat([context, chunk], dim=1)
+        x = self.input_norm(self.front_end.stream(signal)).transpose(1, 2)
+        new_states = []
+        for i, layer in enumerate(self.rnn):
+            x, h, c = layer(x, states[2 * i], states[2 * i + 1])
+            new_states += [h, c]
+        keep = self.config.front_end.context_samples
+        return (self.head(x), signal[:, signal.shape[1] - keep :], *new_states)
 
 
 # -- kernels -------------------------------------------------------------------------------------
@@ -325,6 +388,7 @@ class RecurrentFamily(Family):
         ),
     )
     small: ClassVar[dict[str, Any]] = {"hidden": (16, 8)}
+    can_stream = True
 
     def teacher_config(self, *, num_classes: int, front_end: FrontEndConfig, **sizes: Any) -> RecurrentConfig:
         hidden = tuple(sizes.pop("hidden", (128,)))
@@ -398,6 +462,9 @@ class RecurrentFamily(Family):
         head = Kernel.of("frame_head", frames=frames, classes=config.num_classes, **{"in": config.hidden[-1]})
         out.append(LayerKernel(head, "head"))
         return out
+
+    def streaming(self, model: RecurrentModel) -> StreamingRecurrent:
+        return StreamingRecurrent(model)
 
     def calibration_kernels(self, teacher: RecurrentConfig) -> set[Kernel]:
         """Every hidden size pruning can leave (on the SIMD grid), each layer fed by every size of the

@@ -113,11 +113,13 @@ def summarize(passes_ms: list[list[float]]) -> dict[str, Any]:
     seconds, so passes spread over time and the best one estimate the undisturbed speed."""
     flat = sorted(t for p in passes_ms for t in p)
     deciles = statistics.quantiles(flat, n=10) if len(flat) > 1 else flat * 9
+    twentieths = statistics.quantiles(flat, n=20) if len(flat) > 1 else flat * 19
     return {
         "latency_ms": min(statistics.median(p) for p in passes_ms),
         "median_ms": statistics.median(flat),
         "p10_ms": deciles[0],
         "p90_ms": deciles[-1],
+        "p95_ms": twentieths[-1],
         "pass_ms": [round(statistics.median(p), 6) for p in passes_ms],
         "repeats": len(flat),
     }

@@ -23,6 +23,8 @@ KEY_VERSION = "paretone.version"
 KEY_RECIPE = "paretone.recipe"
 KEY_TASK = "paretone.task"
 KEY_THRESHOLDS = "paretone.thresholds"
+KEY_CHUNK_SAMPLES = "paretone.chunk_samples"  # a streaming export: samples per call
+KEY_HOP_SAMPLES = "paretone.hop_samples"  # samples per output frame (streaming) or window (sliding)
 DEFAULT_TASK = "classification"  # models written before tasks were named
 
 
@@ -35,6 +37,8 @@ class ModelMetadata:
     recipe: dict[str, Any] = field(default_factory=dict)
     task: str = DEFAULT_TASK
     thresholds: tuple[float, ...] | None = None  # per label, for multi-label detection
+    chunk_samples: int | None = None  # set for a streaming export
+    hop_samples: int | None = None  # samples per output frame of a stream
 
     def to_props(self) -> dict[str, str]:
         props = {
@@ -47,6 +51,10 @@ class ModelMetadata:
         }
         if self.thresholds is not None:
             props[KEY_THRESHOLDS] = json.dumps(list(self.thresholds))
+        if self.chunk_samples is not None:
+            props[KEY_CHUNK_SAMPLES] = str(self.chunk_samples)
+        if self.hop_samples is not None:
+            props[KEY_HOP_SAMPLES] = str(self.hop_samples)
         return props
 
     @classmethod
@@ -67,6 +75,10 @@ class ModelMetadata:
                 if len(thresholds) != len(labels):
                     raise ValueError("one threshold per label")
             recipe = parse_json(props.get(KEY_RECIPE, "{}"), f"{source} metadata {KEY_RECIPE}", fix=fix)
+            chunk = int(props[KEY_CHUNK_SAMPLES]) if KEY_CHUNK_SAMPLES in props else None
+            hop = int(props[KEY_HOP_SAMPLES]) if KEY_HOP_SAMPLES in props else None
+            if (chunk is not None and chunk <= 0) or (hop is not None and hop <= 0):
+                raise ValueError("chunk and hop lengths must be positive")
         except KeyError as exc:
             raise ConfigError(f"{source}: no paretone metadata ({exc.args[0]} missing); {fix}") from None
         except (ValueError, TypeError) as exc:
@@ -79,6 +91,8 @@ class ModelMetadata:
             recipe if isinstance(recipe, dict) else {},
             props.get(KEY_TASK, DEFAULT_TASK),
             thresholds,
+            chunk,
+            hop,
         )
 
     @classmethod

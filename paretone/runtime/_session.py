@@ -18,6 +18,9 @@ from paretone.errors import ConfigError
 from paretone.runtime._kit_runner import make_session
 
 INPUT_NAME, OUTPUT_NAME = "waveform", "logits"
+# A streaming model's audio input and per-frame output; every other input is state, and comes back
+# as the output of the same name + STATE_SUFFIX.
+STREAM_INPUT, STREAM_OUTPUT, STATE_SUFFIX = "chunk", "frame_logits", "_out"
 OPSET = 20  # what torch's dynamo exporter writes
 IR_VERSION = 10  # ONNX Runtime 1.17+ reads it; onnx 1.23 would write 14 by default
 

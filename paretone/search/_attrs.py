@@ -33,6 +33,7 @@ STUDY_TEACHER_LATENCY = "teacher_predicted_latency_ms"
 STUDY_TASK = "task"
 STUDY_OBJECTIVES = "objectives"
 STUDY_WARM_STARTS = "warm_starts"  # parameter sets enqueued one at a time
+STUDY_CHUNK = "chunk_samples"  # a streaming search: latency and budget are per chunk of this many samples
 # trial attributes
 TRIAL_RECIPE = "recipe"
 TRIAL_PREDICTED = "predicted"
@@ -133,10 +134,14 @@ class StudyInfo:
     task: str
     version: str = __version__
     warm_starts: tuple[dict[str, Any], ...] = ()
+    chunk_samples: int | None = None  # set for a streaming search (latencies per chunk)
 
     def identity(self) -> dict[str, Any]:
         """What a resumed search must match (as stored: JSON-plain)."""
-        return json.loads(json.dumps({"teacher": str(self.teacher.resolve()), "space": self.space}))
+        identity = {"teacher": str(self.teacher.resolve()), "space": self.space}
+        if self.chunk_samples is not None:
+            identity[STUDY_CHUNK] = self.chunk_samples
+        return json.loads(json.dumps(identity))
 
     def write(self, study: optuna.Study, folder: Path | None) -> None:
         study.set_user_attr(
@@ -179,6 +184,7 @@ class StudyInfo:
             task=str(attrs.get(STUDY_TASK, "classification")),
             version=str(identity.get("version", "unknown")),
             warm_starts=tuple(attrs.get(STUDY_WARM_STARTS, ())),
+            chunk_samples=None if identity.get(STUDY_CHUNK) is None else int(identity[STUDY_CHUNK]),
         )
 
 

@@ -14,7 +14,7 @@ from typing import Any
 from paretone.compress import RUNTIME_FORMATS, TEACHER, Recipe, UniformSetting
 from paretone.errors import ConfigError
 from paretone.hw_models import LatencyModel, MemoryModel
-from paretone.models import Kernel, model_kernels
+from paretone.models import Kernel
 from paretone.search._attrs import Predicted
 from paretone.search._budget import ResolvedBudget
 from paretone.spaces import SearchSpace
@@ -39,10 +39,19 @@ class CostModel:
     """Predicted costs of recipes over one teacher on one device (thread-safe for reading)."""
 
     def __init__(
-        self, teacher_config: Any, *, latency: LatencyModel, memory: MemoryModel, device: str
+        self,
+        teacher_config: Any,
+        *,
+        latency: LatencyModel,
+        memory: MemoryModel,
+        device: str,
+        chunk_samples: int | None = None,
     ) -> None:
+        """``chunk_samples``: predict one call on a stream of such chunks (a streaming student's
+        chunk, any other model's whole window) instead of one clip."""
         self.teacher_config, self.latency, self.memory, self.device = teacher_config, latency, memory, device
-        teacher = model_kernels(teacher_config)
+        self.chunk_samples = chunk_samples
+        teacher = Recipe().kernels(teacher_config, chunk_samples=chunk_samples)
         self.teacher_latency_ms = latency.predict(teacher).require_complete(device).latency_ms
         if memory.predict(teacher).peak_bytes is None:
             raise ConfigError(
@@ -54,7 +63,7 @@ class CostModel:
         """InvalidCandidate if the recipe cannot be built; ConfigError if the profile cannot predict
         every kernel (never a silent partial sum)."""
         try:
-            kernels = recipe.kernels(self.teacher_config)
+            kernels = recipe.kernels(self.teacher_config, chunk_samples=self.chunk_samples)
         except ConfigError as exc:
             raise InvalidCandidate(str(exc)) from None
         latency_ms = self.latency.predict(kernels).require_complete(self.device).latency_ms

@@ -9,6 +9,7 @@ are ``CostModel``'s; attributes are written through ``_attrs``.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import time
 from collections.abc import Callable
@@ -76,6 +77,7 @@ class SearchSettings:
     warm_start: bool = True  # begin with the largest uniform candidates that fit the budget
     worker_memory_mb: float = TRIAL_MEMORY_BYTES / 2**20  # declared to Ray, enforced per worker
     max_screened_per_trial: int = 500  # over-budget candidates told per requested trial, then give up
+    chunk_ms: float | None = None  # a streaming search: latency (and its budget) per chunk of this length
 
     def __post_init__(self) -> None:
         for name in ("trials", "workers", "epochs"):
@@ -89,6 +91,12 @@ class SearchSettings:
                 f"--stale-after-s must be at least {2 * self.heartbeat_s:g} s (two heartbeats), "
                 f"got {self.stale_after_s}"
             )
+        if self.chunk_ms is not None and not (
+            isinstance(self.chunk_ms, int | float)
+            and not isinstance(self.chunk_ms, bool)
+            and 5 <= self.chunk_ms <= 1000
+        ):
+            raise ConfigError(f"--chunk-ms must be between 5 and 1000 ms, got {self.chunk_ms!r}")
         if self.sampler not in SAMPLERS:
             raise ConfigError(f"sampler {self.sampler!r}: use one of {', '.join(SAMPLERS)}")
         if not self.study or any(c in self.study for c in "/\\") or self.study.startswith("."):
@@ -100,6 +108,10 @@ class SearchSettings:
     def folder(self) -> Path:
         """The study's own folder: its SQLite or journal file's, else ``runs_dir/study``."""
         return study_folder(self.storage) or self.runs_dir / self.study
+
+    def chunk_samples(self, sample_rate: int) -> int | None:
+        """Samples per chunk of a streaming search at the teacher's rate (None: whole clips)."""
+        return None if self.chunk_ms is None else round(self.chunk_ms * sample_rate / 1000)
 
     def trial_dir(self, number: int) -> Path:
         return self.runs_dir / self.study / "trials" / f"{number:05d}"
@@ -113,6 +125,7 @@ class SearchSettings:
             f"--storage {self.storage}",
             f"--trials {self.trials}",
             *self.budget.flags(),
+            *([f"--chunk-ms {self.chunk_ms:g}"] if self.chunk_ms is not None else []),
             "--resume",
         ]
         return " ".join(parts)
@@ -186,7 +199,14 @@ class Driver:
         self.task = task_named(loaded.task)
         self.teacher_config = loaded.model.config
         self.space = SearchSpace.build(loaded.model.structure(), settings.space, teacher=loaded.model.config)
-        self.costs = CostModel(self.teacher_config, latency=latency, memory=memory, device=device)
+        self.chunk_samples = settings.chunk_samples(self.teacher_config.front_end.sample_rate)
+        self.costs = CostModel(
+            self.teacher_config,
+            latency=latency,
+            memory=memory,
+            device=device,
+            chunk_samples=self.chunk_samples,
+        )
         self.budget = settings.budget.resolve(self.costs.teacher_latency_ms)
         self.costs.check_reachable(self.space, self.budget)
         self.study = open_study(
@@ -209,15 +229,20 @@ class Driver:
 
     def info(self) -> StudyInfo:
         space = {k: v for k, v in self.space.to_dict().items() if k != "paretone_version"}
-        return StudyInfo(self.settings.teacher, space, self.budget, self.device, self.task.name)
+        return StudyInfo(
+            self.settings.teacher,
+            space,
+            self.budget,
+            self.device,
+            self.task.name,
+            chunk_samples=self.chunk_samples,
+        )
 
     def _stamp_or_check_study(self) -> None:
         ours = self.info()
         if not self.settings.resume:
             starts = self.costs.warm_starts(self.space, self.budget) if self.settings.warm_start else []
-            info = StudyInfo(
-                ours.teacher, ours.space, ours.budget, ours.device, ours.task, warm_starts=tuple(starts)
-            )
+            info = dataclasses.replace(ours, warm_starts=tuple(starts))
             info.write(self.study, self.settings.folder)
             return
         check_resumable(self.study, ours, self.settings)
@@ -410,8 +435,8 @@ def check_resumable(study: Any, ours: StudyInfo, settings: SearchSettings) -> No
         )
     if stored.identity() != ours.identity():
         raise ConfigError(
-            f"study {settings.study!r} was started with another teacher or search space; resume it with "
-            "the same --teacher and space settings, or start a new --study"
+            f"study {settings.study!r} was started with another teacher, search space or --chunk-ms; resume "
+            "it with the same --teacher, space settings and --chunk-ms, or start a new --study"
         )
     if stored.budget.given != ours.budget.given:
         raise ConfigError(

@@ -47,7 +47,8 @@ def ensure_profile(
     path = profile_path(profile_dir, device)
     teacher = load_model(settings.teacher).model.eval()
     operators = dict(SearchSpace.build(teacher.structure(), settings.space, teacher=teacher.config).params)
-    needed = {k.key for k in calibration_kernels(teacher.config, operators)}
+    chunk = settings.chunk_samples(teacher.config.front_end.sample_rate)
+    needed = {k.key for k in calibration_kernels(teacher.config, operators, chunk_samples=chunk)}
     outdated = device == LOCAL_DEVICE and is_outdated(path)  # recalibrated below, old file kept
     profile = DeviceProfile.load(path) if path.exists() and not outdated else None
     if profile is not None and needed <= set(profile.kernels) and profile.models:
@@ -58,7 +59,14 @@ def ensure_profile(
             f"device {device!r} {state}: run `paretone calibrate --kit DIR --teacher {settings.teacher}` and "
             f"import its results on that device, or search for --device {LOCAL_DEVICE}"
         )
-    calibrate(device=device, profile_dir=profile_dir, teacher=teacher, operators=operators, progress=progress)
+    calibrate(
+        device=device,
+        profile_dir=profile_dir,
+        teacher=teacher,
+        operators=operators,
+        chunk_samples=chunk,
+        progress=progress,
+    )
     return DeviceProfile.load(path)
 
 
@@ -84,6 +92,7 @@ def precheck(settings: SearchSettings) -> None:
         ResolvedBudget(settings.budget, stored.budget.latency_ms, stored.budget.teacher_latency_ms),
         stored.device,
         loaded.task,
+        chunk_samples=settings.chunk_samples(loaded.model.config.front_end.sample_rate),
     )
     check_resumable(study, ours, settings)
 

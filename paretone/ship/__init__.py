@@ -1,9 +1,11 @@
 """The way out: the Pareto front and its plots, ``pick`` (export, measurement beside the baselines,
-model card) and ``run-model``. Reads studies through ``search``; writes only into folders it claims.
+model card), ``run-model`` on clips and on streams, and sound events. Reads studies through
+``search``; writes only into folders it claims.
 """
 
 from paretone.ship._card import model_card
 from paretone.ship._classify import classify_files
+from paretone.ship._events import Event, detect_events, event_scores, read_events
 from paretone.ship._pareto import HISTORY_CSV, PLOT_HTML, PLOT_PNG, ParetoReport, pareto_report
 from paretone.ship._pick import (
     CARD_FILE,
@@ -25,6 +27,7 @@ from paretone.ship._report import (
     PickReport,
 )
 from paretone.ship._select import PickSettings, Selection, pick_budget, select
+from paretone.ship._stream import StreamSummary, stream_recording
 
 __all__ = [
     "CARD_FILE",
@@ -39,6 +42,7 @@ __all__ = [
     "TEACHER_FP32",
     "TEACHER_INT8",
     "Attempt",
+    "Event",
     "MeasuredModel",
     "OverBudgetError",
     "ParetoPlot",
@@ -47,11 +51,16 @@ __all__ = [
     "PickSettings",
     "Reference",
     "Selection",
+    "StreamSummary",
     "claim_pick_folder",
     "classify_files",
+    "detect_events",
+    "event_scores",
     "model_card",
     "pareto_report",
     "pick",
     "pick_budget",
+    "read_events",
     "select",
+    "stream_recording",
 ]

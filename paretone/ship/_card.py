@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+from pathlib import Path
 
 from paretone.ship._report import MODEL_NAMES, PICKED, TEACHER_FP32, TEACHER_INT8, PickReport
 
@@ -50,6 +51,61 @@ def _decisions(report: PickReport) -> list[str]:
         ],
         "",
         "F1 at each model's own per-class thresholds, tuned on the validation split.",
+    ]
+
+
+def _streaming(report: PickReport) -> list[str]:
+    facts = report.streaming
+    if facts is None:
+        return []
+    if facts.mode == "stream":
+        how = (
+            f"It streams: `model.onnx` takes one chunk of {facts.chunk_ms:g} ms ({facts.chunk_samples} "
+            f"samples) and its state ({facts.state_bytes:,} bytes: the STFT overlap and the recurrent "
+            "states, as explicit inputs and outputs named `<state>` and `<state>_out`, zeros at the start) "
+            "and returns per-frame logits; `model-clip.onnx` is the same model on whole clips. Streamed "
+            "outputs pooled over a clip "
+            f"differ from the clip model's by at most {facts.stream_vs_clip_max_abs_diff:.2e}."
+        )
+    else:
+        how = (
+            f"It cannot stream: on a stream it classifies a window of one clip every {facts.chunk_ms:g} ms "
+            f"chunk (`paretone run-model --stream`)."
+        )
+    return [
+        "## On a stream",
+        "",
+        how,
+        "",
+        f"Per chunk: p50 {facts.p50_ms:.3f} ms, p95 {facts.p95_ms:.3f} ms (the budget holds the p95: limit "
+        f"{report.limit_ms:.3f} ms); real-time factor {facts.real_time_factor:.4f} over "
+        f"{facts.audio_seconds:.0f} s "
+        f"of test clips played as one stream; algorithmic delay {facts.algorithmic_delay_ms:.0f} ms "
+        "(audio the model waits for before it can answer about a sample).",
+        "",
+    ]
+
+
+def _mobile(report: PickReport) -> list[str]:
+    mobile = report.mobile
+    if mobile is None:
+        return []
+    rows = []
+    for v in mobile.verdicts:
+        well = "yes" if v.recommended else "no"
+        rows.append(f"| {v.provider} | {v.partitions} | {v.nodes_supported}/{v.nodes} | {well} |")
+    return [
+        "## Mobile runtimes",
+        "",
+        f"`{Path(mobile.fixed_onnx).name}` (fixed shapes: batch 1) and `{Path(mobile.ort).name}` (ORT "
+        "format, for ONNX Runtime Mobile) compute what `model.onnx` computes (max |difference| "
+        f"{mobile.fixed_max_abs_diff:.1e} and {mobile.ort_max_abs_diff:.1e}). ONNX Runtime's usability "
+        "checker on the fixed-shape export:",
+        "",
+        "| execution provider | partitions | nodes it takes | performs well as is |",
+        "|---|---|---|---|",
+        *rows,
+        "",
     ]
 
 
@@ -143,6 +199,7 @@ def model_card(report: PickReport) -> str:
         ],
         "",
     ]
+    lines += _streaming(report) + _mobile(report)
     rejected = [a for a in report.attempts if not a.within_budget]
     if rejected:
         lines += [

@@ -16,6 +16,7 @@ from paretone._plain import from_plain
 from paretone._version import __version__
 from paretone.errors import ConfigError
 from paretone.runtime import LatencyMeasurement
+from paretone.ship._mobile import MobileExport
 
 PICK_FORMAT = "paretone.pick/2"
 PICKED, TEACHER_FP32, TEACHER_INT8 = "picked", "teacher_fp32", "teacher_quantize_dynamic"
@@ -43,6 +44,23 @@ class MeasuredModel:
     @property
     def measured_latency_ms(self) -> float:
         return self.timing.latency_ms
+
+
+@dataclass(frozen=True)
+class StreamingFacts:
+    """How a model picked for a stream runs on one (``pick --chunk-ms``, ``search --chunk-ms``):
+    ``mode`` "stream" (chunk by chunk with its state) or "windows" (a clip model, a window per chunk)."""
+
+    mode: str
+    chunk_samples: int
+    chunk_ms: float
+    p50_ms: float  # per call (one chunk)
+    p95_ms: float
+    real_time_factor: float
+    audio_seconds: float
+    state_bytes: int
+    algorithmic_delay_ms: float
+    stream_vs_clip_max_abs_diff: float | None  # streamed logits pooled as the clip model pools them
 
 
 @dataclass(frozen=True)
@@ -101,6 +119,8 @@ class PickReport:
     front: tuple[FrontMember, ...]
     seconds: float
     decision: tuple[float, ...] | None = None  # the shipped decision rule's parameters (thresholds)
+    streaming: StreamingFacts | None = None  # picked for a stream (``--chunk-ms``)
+    mobile: MobileExport | None = None  # the fixed-shape and ORT-format exports, checked
     paretone_version: str = __version__
     format: str = field(default=PICK_FORMAT)
 

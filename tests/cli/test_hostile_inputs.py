@@ -309,7 +309,7 @@ CASES: dict[str, dict[str, tuple[Case, str]]] = {
         "corrupt model metadata": (_corrupt_metadata, "paretone.labels"),
     },
     "read-only until accepted": {
-        "a resume for another teacher": (_foreign_resume, "another teacher or search space"),
+        "a resume for another teacher": (_foreign_resume, "was started with another teacher, search space"),
     },
     "budgets": {
         "zero": (lambda tmp, t, p: [*_search(t, p), "--latency-budget-ms", "0"], "must be a positive number"),
