@@ -1,7 +1,8 @@
 """Sound-event detection on FSDD mixtures: the quantized-distillation claim, recurrent formats, a search.
 
-    python benchmarks/aed.py            # 3,000 mixtures, AST and CNN teachers, 2 seeds (about 2 hours)
-    python benchmarks/aed.py --quick    # 600 mixtures, a few epochs, a tiny search (< 10 minutes)
+    python benchmarks/aed.py                  # 3,000 mixtures, AST and CNN teachers, 2 seeds (3+ hours)
+    python benchmarks/aed.py --scale medium   # 3,000 mixtures, fewer epochs, 1 seed (about 75 minutes)
+    python benchmarks/aed.py --quick          # 600 mixtures, a few epochs, a tiny search (< 10 minutes)
 
 1. `paretone data mix` (seeded): 1-3 digits per 2-s clip over pink noise, strong labels.
 2. Teachers on the mixtures (AST and CNN, the data's own 8 kHz / 2 s input): test mAP, F1.
@@ -24,6 +25,7 @@ import argparse
 import json
 import sys
 import time
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -48,9 +50,57 @@ from paretone.training import TrainConfig, distil, fit, predict_logits, train_te
 DISTILL = Distill(temperature=2.0, alpha=0.7)
 
 
-def _mixtures(fsdd, work: Path, quick: bool) -> Path:
+@dataclass(frozen=True)
+class Scale:
+    """How long each part trains; every field is written into the JSON."""
+
+    name: str
+    clips: int
+    long_minutes: float
+    teacher_epochs: int
+    student_epochs: int
+    seeds: tuple[int, ...]
+    hidden: tuple[int, ...]
+    quantized_epochs: int
+    fsdd_splits: tuple[str, ...]
+    fsdd_teacher_epochs: int
+    search_students: tuple[str, ...]
+    search_student_epochs: int
+    search_trials: int
+    search_epochs: int
+    final_epochs: int
+    calibration_models: int
+    passes: int
+    small_fsdd_teacher: bool
+
+
+SCALES = {
+    "quick": Scale(
+        name="quick", clips=600, long_minutes=0.5, teacher_epochs=3, student_epochs=4, seeds=(0,),
+        hidden=(32,), quantized_epochs=1, fsdd_splits=("official",), fsdd_teacher_epochs=3,
+        search_students=("lstm:hidden=32",), search_student_epochs=3, search_trials=4, search_epochs=1,
+        final_epochs=1, calibration_models=6, passes=3, small_fsdd_teacher=True,
+    ),
+    "medium": Scale(
+        name="medium", clips=3000, long_minutes=2.0, teacher_epochs=12, student_epochs=15, seeds=(0,),
+        hidden=(96,), quantized_epochs=3, fsdd_splits=("official", "speaker:nicolas"), fsdd_teacher_epochs=10,
+        search_students=("lstm:hidden=32", "lstm:hidden=64", "lstm:hidden=128"), search_student_epochs=10,
+        search_trials=8, search_epochs=1, final_epochs=3, calibration_models=8, passes=5,
+        small_fsdd_teacher=False,
+    ),
+    "full": Scale(
+        name="full", clips=3000, long_minutes=2.0, teacher_epochs=25, student_epochs=30, seeds=(0, 1),
+        hidden=(96,), quantized_epochs=5, fsdd_splits=("official", "speaker:nicolas"), fsdd_teacher_epochs=20,
+        search_students=("lstm:hidden=32", "lstm:hidden=64", "lstm:hidden=128", "gru:hidden=64"),
+        search_student_epochs=25, search_trials=20, search_epochs=2, final_epochs=6, calibration_models=12,
+        passes=9, small_fsdd_teacher=False,
+    ),
+}  # fmt: skip
+
+
+def _mixtures(fsdd, work: Path, scale: Scale) -> Path:
     root = work / "mix"
-    settings = MixSettings(clips=600 if quick else 3000, long_minutes=0.5 if quick else 2.0)
+    settings = MixSettings(clips=scale.clips, long_minutes=scale.long_minutes)
     if not (root / "mix.json").is_file():
         mix_dataset(fsdd, root, settings)
     return root / "mixtures.csv"
@@ -180,7 +230,7 @@ def _quantized(
     }
 
 
-def _format_latencies(teacher_dir: Path, student: AudioModel, work: Path, quick: bool) -> dict[str, Any]:
+def _format_latencies(teacher_dir: Path, student: AudioModel, work: Path, scale: Scale) -> dict[str, Any]:
     """Teacher, LSTM float, LSTM dynamic int8 (recurrent layers only) and GRU float, interleaved."""
     lstm_int8 = work / "lstm-int8-rnn-only.onnx"
     rnn_only = Recipe.of(Quantize({f"rnn.{i}": "w8a8-dynamic" for i in range(len(student.config.hidden))}))
@@ -197,7 +247,7 @@ def _format_latencies(teacher_dir: Path, student: AudioModel, work: Path, quick:
         "lstm_w8a8_dynamic": lstm_int8,
         "gru_float": gru_path,
     }
-    measured = measure_latencies(list(paths.values()), threads=1, passes=3 if quick else 9, runs=40)
+    measured = measure_latencies(list(paths.values()), threads=1, passes=scale.passes, runs=40)
     by_name = dict(zip(paths, measured, strict=True))
     base = by_name["lstm_float"].latency_ms
     return {
@@ -210,27 +260,22 @@ def _format_latencies(teacher_dir: Path, student: AudioModel, work: Path, quick:
     }
 
 
-def _search_and_pick(teacher_dir: Path, work: Path, quick: bool, console: Console) -> dict[str, Any]:
-    epochs = 3 if quick else 25
-    sizes = (
-        ["lstm:hidden=32"]
-        if quick
-        else ["lstm:hidden=32", "lstm:hidden=64", "lstm:hidden=128", "gru:hidden=64"]
-    )
-    space = SpaceConfig.from_dict({"students": [f"{s};epochs={epochs}" for s in sizes]})
+def _search_and_pick(teacher_dir: Path, work: Path, scale: Scale, console: Console) -> dict[str, Any]:
+    epochs = scale.search_student_epochs
+    space = SpaceConfig.from_dict({"students": [f"{s};epochs={epochs}" for s in scale.search_students]})
     teacher = load_model(teacher_dir).model
     devices = work / "devices"
     operators = dict(SearchSpace.build(teacher.structure(), space, teacher=teacher.config).params)
     calibrate(device="local", profile_dir=devices, teacher=teacher, operators=operators,
-              models=6 if quick else 12, passes=2 if quick else 5)  # fmt: skip
+              models=scale.calibration_models, passes=max(2, scale.passes // 2))  # fmt: skip
     settings = SearchSettings(
         teacher=teacher_dir,
         study="bench-aed",
         storage=f"sqlite:///{work / 'aed-study.db'}",
-        trials=4 if quick else 20,
+        trials=scale.search_trials,
         budget=Budget(latency_fraction=0.10),
         workers=2,
-        epochs=1 if quick else 2,
+        epochs=scale.search_epochs,
         runs_dir=work / "runs",
         space=space,
         resume=(work / "aed-study.db").is_file(),
@@ -245,7 +290,7 @@ def _search_and_pick(teacher_dir: Path, work: Path, quick: bool, console: Consol
             storage=settings.storage,
             out=work / "pick",
             latency_limit_fraction=0.10,
-            final_epochs=1 if quick else 6,
+            final_epochs=scale.final_epochs,
             overwrite=True,
         ),
         progress=console.print,
@@ -287,33 +332,36 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--quick", action="store_true", help="--scale quick")
+    parser.add_argument("--scale", choices=sorted(SCALES), default="full")
     parser.add_argument("--data", type=Path, default=None, help="FSDD folder (default: ../shared/data/fsdd)")
     parser.add_argument(
-        "--work", type=Path, default=None, help="working folder (default: runs/bench-aed[-quick])"
+        "--work", type=Path, default=None, help="working folder (default: runs/bench-aed[-SCALE])"
     )
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args(argv)
-    quick = args.quick
-    work = args.work or Path("runs") / ("bench-aed-quick" if quick else "bench-aed")
+    scale = SCALES["quick" if args.quick else args.scale]
+    quick = scale.name == "quick"
+    suffix = "" if scale.name == "full" else f"-{scale.name}"
+    work = args.work or Path("runs") / f"bench-aed{suffix}"
     work.mkdir(parents=True, exist_ok=True)
-    out = args.out or Path("benchmarks/results") / ("aed-quick.json" if quick else "aed.json")
+    out = args.out or Path("benchmarks/results") / f"aed{suffix}.json"
     console = Console()
     started = time.perf_counter()
     torch.set_num_threads(2)
     fsdd = open_dataset(args.data, "fsdd")
-    teacher_epochs, student_epochs = (3, 4) if quick else (25, 30)
-    seeds = (0,) if quick else (0, 1)
-    hidden = (32,) if quick else (96,)
+    teacher_epochs, student_epochs = scale.teacher_epochs, scale.student_epochs
+    seeds, hidden = scale.seeds, scale.hidden
 
     # 1-2. mixtures and their teachers
-    manifest = _mixtures(fsdd, work, quick)
+    manifest = _mixtures(fsdd, work, scale)
     mixtures = open_dataset(manifest)
     splits = make_splits(mixtures)
     sets = load_splits(
         splits, mixtures.labels, audio_format(mixtures.clips).front_end(), encode=MULTILABEL.encode_targets
     )
     small = {"cnn": {"channels": (8, 8, 16, 16)}, "ast": {"dim": 48, "depth": 2, "heads": 2}} if quick else {}
+    small_fsdd = small.get("ast", {}) if scale.small_fsdd_teacher else {}
     teachers = []
     for family in ("ast", "cnn"):
         sizes = small.get(family, {}) if family == "cnn" else {}  # the AST at full size: the large teacher
@@ -328,16 +376,16 @@ def main(argv: list[str] | None = None) -> int:
 
     # 3. distillation against training alone, then quantized distillation
     distillation, student = _distillation(teacher, sets, MULTILABEL, cached, hidden, student_epochs, seeds)
-    quantized = _quantized(student, teacher_dir, sets, MULTILABEL, cached, 1 if quick else 5, work)
-    latency = _format_latencies(teacher_dir, student, work, quick)
+    quantized = _quantized(student, teacher_dir, sets, MULTILABEL, cached, scale.quantized_epochs, work)
+    latency = _format_latencies(teacher_dir, student, work, scale)
 
     # 4. FSDD single-label
     fsdd_rows = {}
-    for split in ("official",) if quick else ("official", "speaker:nicolas"):
+    for split in scale.fsdd_splits:
         name = split.replace(":", "-")
         fsdd_sets = load_splits(make_splits(fsdd, split), fsdd.labels, audio_format(fsdd.clips).front_end())
         row = _teacher(
-            fsdd, "ast", split, work / f"teacher-ast-{name}", 3 if quick else 20, **small.get("ast", {})
+            fsdd, "ast", split, work / f"teacher-ast-{name}", scale.fsdd_teacher_epochs, **small_fsdd
         )
         fsdd_teacher = load_model(row["folder"]).model.eval()
         fsdd_cached = teacher_logits(fsdd_teacher, fsdd_sets.train, cache_dir=Path(row["folder"]) / "cache")
@@ -347,11 +395,12 @@ def main(argv: list[str] | None = None) -> int:
         fsdd_rows[split] = {"teacher": row, **figures}
 
     # 6. search and pick at 10% of the teacher's latency
-    search = _search_and_pick(teacher_dir, work, quick, console)
+    search = _search_and_pick(teacher_dir, work, scale, console)
 
     result = {
         "paretone_version": __version__,
         "quick": quick,
+        "scale": asdict(scale),
         "seconds": round(time.perf_counter() - started, 1),
         "mixtures": {"manifest": str(manifest), "split": splits.name, "sizes": splits.sizes(),
                      "settings": json.loads((manifest.parent / "mix.json").read_text())["settings"]},

@@ -45,7 +45,14 @@ def tree_digest(root: Path) -> dict[str, str]:
 
 
 def synthetic_profile(
-    model, directory: Path, device: str, *, ns_per_mac: float, overhead_ms: float = 0.05, operators=None
+    model,
+    directory: Path,
+    device: str,
+    *,
+    ns_per_mac: float,
+    overhead_ms: float = 0.05,
+    operators=None,
+    chunk_samples: int | None = None,
 ):
     """A device profile whose kernel latency is a known function of MACs: 2 us + ``ns_per_mac`` ns per
     MAC (the front-end: 2 us), whole models the sum + ``overhead_ms``. Which candidate fits a budget is then
@@ -65,7 +72,7 @@ def synthetic_profile(
     profile.add_kernels(
         [
             KernelMeasurement(k, ms(k), 4 * k.params + 100)
-            for k in calibration_kernels(model.config, operators)
+            for k in calibration_kernels(model.config, operators, chunk_samples=chunk_samples)
         ]
     )
     models = random_models(model, 6, seed=0, prefix="calibration")

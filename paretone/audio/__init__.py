@@ -12,6 +12,7 @@ from paretone.audio._catalog import (
     default_data_path,
     open_dataset,
 )
+from paretone.audio._events import Event, read_events, write_events
 from paretone.audio._frontend import IMPLEMENTATIONS, DFTMelSpectrogram, FrontEndConfig, LogMel
 from paretone.audio._loading import (
     Encode,
@@ -38,6 +39,7 @@ __all__ = [
     "Clip",
     "DFTMelSpectrogram",
     "Encode",
+    "Event",
     "FrontEndConfig",
     "LogMel",
     "SplitSets",
@@ -51,6 +53,8 @@ __all__ = [
     "load_waveforms",
     "make_splits",
     "open_dataset",
+    "read_events",
     "read_recording",
     "read_waveform",
+    "write_events",
 ]

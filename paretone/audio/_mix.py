@@ -23,7 +23,7 @@ import csv
 import json
 import os
 from collections import defaultdict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -32,6 +32,7 @@ import soundfile
 
 from paretone._version import __version__
 from paretone.audio._catalog import Catalog, Clip
+from paretone.audio._events import Event, write_events
 from paretone.audio._loading import read_waveform
 from paretone.errors import ConfigError, DataError
 
@@ -66,13 +67,6 @@ class MixSettings:
             raise ConfigError(f"--snr-db low,high: low must not exceed high, got {self.snr_db}")
         if not 0 <= self.long_minutes <= 60:
             raise ConfigError(f"--long-minutes must be between 0 and 60, got {self.long_minutes}")
-
-
-@dataclass(frozen=True)
-class Event:
-    onset_s: float
-    offset_s: float
-    label: str
 
 
 def fold_of(clip: Clip) -> int:
@@ -182,13 +176,6 @@ def _long_recording(
     return _finish(canvas, rng, settings), events
 
 
-def _write_events(path: Path, events: Sequence[Event]) -> None:
-    with open(path, "w", newline="") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(["onset", "offset", "event_label"])
-        writer.writerows([e.onset_s, e.offset_s, e.label] for e in events)
-
-
 def mix_dataset(
     catalog: Catalog,
     out: str | os.PathLike[str],
@@ -210,7 +197,7 @@ def mix_dataset(
         wave, events = _mixture(sources, speaker, int(fold), rng, settings)
         name = f"mix_{i:05d}"
         soundfile.write(root / CLIPS / f"{name}.wav", wave, settings.sample_rate, subtype="PCM_16")
-        _write_events(root / CLIPS / f"{name}.events.csv", events)
+        write_events(root / CLIPS / f"{name}.events.csv", events)
         labels = ";".join(sorted({e.label for e in events}))
         rows.append([f"{CLIPS}/{name}.wav", labels, int(fold), speaker])
         all_events += [[f"{CLIPS}/{name}.wav", e.onset_s, e.offset_s, e.label] for e in events]
@@ -225,7 +212,7 @@ def mix_dataset(
             wave, events = _long_recording(sources, speaker, rng, settings)
             name = f"long_{speaker}"
             soundfile.write(root / LONG / f"{name}.wav", wave, settings.sample_rate, subtype="PCM_16")
-            _write_events(root / LONG / f"{name}.events.csv", events)
+            write_events(root / LONG / f"{name}.events.csv", events)
             all_events += [[f"{LONG}/{name}.wav", e.onset_s, e.offset_s, e.label] for e in events]
             long_files.append(f"{LONG}/{name}.wav")
             if progress is not None:

@@ -7,7 +7,7 @@ verifier. Knows models, tasks and audio; knows no search.
 """
 
 from paretone.compress._architecture import TEACHER, StudentArchitecture
-from paretone.compress._baseline import quantize_dynamic_baseline
+from paretone.compress._baseline import front_end_nodes, quantize_dynamic_baseline
 from paretone.compress._convert import Conversion
 from paretone.compress._deploy import LayerDeployment, export_compressed, quantize_onnx
 from paretone.compress._distill import Distill, teacher_logits
@@ -80,6 +80,7 @@ __all__ = [
     "factorize_linear",
     "format_for_bits",
     "formats_for",
+    "front_end_nodes",
     "front_end_options",
     "importance_named",
     "load_student",

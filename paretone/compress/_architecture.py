@@ -210,6 +210,9 @@ class StudentArchitecture(Operator):
                             config.front_end, implementation=implementation, hop_length=hop
                         )
                         out |= family.calibration_kernels(dataclasses.replace(config, front_end=fe))
+                        if chunk_samples and family.can_stream and chunk_samples % hop == 0:
+                            chunk = dataclasses.replace(fe, clip_samples=chunk_samples)
+                            out |= family.calibration_kernels(dataclasses.replace(config, front_end=chunk))
         return out
 
 

@@ -83,12 +83,18 @@ class CostModel:
 
     def check_reachable(self, space: SearchSpace, budget: ResolvedBudget) -> None:
         """ConfigError naming the smallest candidate's latency if nothing in the space fits."""
-        smallest = min(
-            self.cost(space.recipe(space.uniform(UniformSetting(0.0, fmt, fe), arm))).predicted.latency_ms
-            for arm in space.arm_names()
-            for fmt in FORMAT_NAMES
-            for fe in space.front_end_options(arm)
-        )
+        latencies = []
+        for arm in space.arm_names():
+            for fmt in FORMAT_NAMES:
+                for fe in space.front_end_options(arm):
+                    try:  # a candidate that cannot be built (a hop a chunk cannot hold) is not one
+                        cost = self.cost(space.recipe(space.uniform(UniformSetting(0.0, fmt, fe), arm)))
+                    except InvalidCandidate:
+                        continue
+                    latencies.append(cost.predicted.latency_ms)
+        if not latencies:
+            raise ConfigError("no candidate of the search space can be built; widen the space settings")
+        smallest = min(latencies)
         if budget.latency_ms < smallest:
             raise ConfigError(
                 f"latency budget {budget.latency_ms:.3f} ms is unreachable: the smallest candidate of the "

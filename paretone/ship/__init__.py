@@ -5,7 +5,7 @@ model card), ``run-model`` on clips and on streams, and sound events. Reads stud
 
 from paretone.ship._card import model_card
 from paretone.ship._classify import classify_files
-from paretone.ship._events import Event, detect_events, event_scores, read_events
+from paretone.ship._events import detect_events, event_scores
 from paretone.ship._pareto import HISTORY_CSV, PLOT_HTML, PLOT_PNG, ParetoReport, pareto_report
 from paretone.ship._pick import (
     CARD_FILE,
@@ -22,6 +22,7 @@ from paretone.ship._report import (
     PICKED,
     TEACHER_FP32,
     TEACHER_INT8,
+    TEACHER_INT8_CAREFUL,
     Attempt,
     MeasuredModel,
     PickReport,
@@ -41,8 +42,8 @@ __all__ = [
     "REPORT_FILE",
     "TEACHER_FP32",
     "TEACHER_INT8",
+    "TEACHER_INT8_CAREFUL",
     "Attempt",
-    "Event",
     "MeasuredModel",
     "OverBudgetError",
     "ParetoPlot",
@@ -60,7 +61,6 @@ __all__ = [
     "pareto_report",
     "pick",
     "pick_budget",
-    "read_events",
     "select",
     "stream_recording",
 ]

@@ -10,28 +10,15 @@ collar, offsets within 0.2 s or 20% of the event's length) and segment-based F1 
 
 from __future__ import annotations
 
-import csv
-import os
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from paretone.errors import DataError
+from paretone.audio import Event
 
 EVENT_COLLAR_S = 0.2
 SEGMENT_S = 1.0
-
-
-@dataclass(frozen=True)
-class Event:
-    onset_s: float
-    offset_s: float
-    label: str
-
-    def to_dict(self) -> dict[str, float | str]:
-        return {"label": self.label, "onset_s": round(self.onset_s, 3), "offset_s": round(self.offset_s, 3)}
 
 
 def detect_events(
@@ -58,18 +45,6 @@ def detect_events(
             onset = max(0, int(step_end_samples[start]) - step_samples) / sample_rate
             events.append(Event(onset, int(step_end_samples[stop - 1]) / sample_rate, label))
     return sorted(events, key=lambda e: (e.onset_s, e.label))
-
-
-def read_events(path: str | os.PathLike[str]) -> list[Event]:
-    """Strong labels from a CSV with onset, offset and event_label columns (``paretone data mix``)."""
-    try:
-        with open(path, newline="", encoding="utf-8-sig") as handle:
-            rows = list(csv.DictReader(handle))
-        return [Event(float(r["onset"]), float(r["offset"]), str(r["event_label"])) for r in rows]
-    except (OSError, KeyError, ValueError, csv.Error) as exc:
-        raise DataError(
-            f"{path}: cannot read strong labels ({exc}); columns onset,offset,event_label"
-        ) from None
 
 
 def event_scores(

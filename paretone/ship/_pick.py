@@ -53,6 +53,7 @@ from paretone.ship._report import (
     PICKED,
     TEACHER_FP32,
     TEACHER_INT8,
+    TEACHER_INT8_CAREFUL,
     Attempt,
     FrontMember,
     MeasuredModel,
@@ -70,6 +71,7 @@ PICK_ENTRIES = (
     REJECTED, BASELINES,
 )  # fmt: skip
 TEACHER_INT8_FILE = "teacher-quantize-dynamic.onnx"
+TEACHER_INT8_CAREFUL_FILE = "teacher-quantize-dynamic-without-front-end.onnx"
 Say = Callable[[str], None]  # one line of progress for the user
 
 
@@ -158,7 +160,11 @@ def pick(settings: PickSettings, *, progress: Say | None = None) -> PickReport:
         export_onnx(teacher, teacher_onnx)
     out = out_folder.begin()
     int8_onnx = quantize_dynamic_baseline(teacher_onnx, out / BASELINES / TEACHER_INT8_FILE)
-    chosen = _attempts(selection, settings, evaluator, out_folder, [teacher_onnx, int8_onnx], say)
+    careful_onnx = quantize_dynamic_baseline(
+        teacher_onnx, out / BASELINES / TEACHER_INT8_CAREFUL_FILE, exclude_front_end=True
+    )
+    baselines = {TEACHER_FP32: teacher_onnx, TEACHER_INT8: int8_onnx, TEACHER_INT8_CAREFUL: careful_onnx}
+    chosen = _attempts(selection, settings, evaluator, out_folder, list(baselines.values()), say)
     candidate, folder, validation_score, deployment, measured, attempts = chosen
     loaded, recipe = load_student(folder / STUDENT)
     student = loaded.model
@@ -194,7 +200,7 @@ def pick(settings: PickSettings, *, progress: Say | None = None) -> PickReport:
         )  # fmt: skip
     say("fixed-shape and ORT-format exports for mobile runtimes, and their check")
     mobile = _mobile(student, recipe, out, metadata, evaluator, streams=streams)
-    paths = {PICKED: out / MODEL_FILE, TEACHER_FP32: teacher_onnx, TEACHER_INT8: int8_onnx}
+    paths = {PICKED: out / MODEL_FILE, **baselines}  # in the order they were measured
     scored = {**paths, PICKED: out / clip_file}  # test scores: whole clips
     student_c, teacher_c = count_complexity(student), count_complexity(teacher)
     sizes = {PICKED: student_c, TEACHER_FP32: teacher_c}
@@ -290,7 +296,7 @@ def _attempts(
             )
         else:
             deployment = export_compressed(loaded.model, recipe, onnx_path, calibration=calibration)
-        say(f"trial {candidate.trial}: measuring beside the fp32 teacher and quantize_dynamic(teacher)")
+        say(f"trial {candidate.trial}: measuring beside the fp32 teacher and its quantize_dynamic baselines")
         measured = measure_latencies_isolated(
             [onnx_path, *baselines], threads=settings.threads, passes=settings.passes, runs=settings.runs
         )
@@ -315,8 +321,9 @@ def _attempts(
                 **measured[0].to_dict(),
             },
         )
+        what = "p95 per chunk" if chunk is not None else "median"
         say(
-            f"trial {candidate.trial}: measured {measured[0].latency_ms:.3f} ms > limit {limit_ms:.3f} ms; "
+            f"trial {candidate.trial}: measured {value:.3f} ms ({what}) > limit {limit_ms:.3f} ms; "
             "set aside, trying the next candidate"
         )
     tried = "; ".join(f"trial {a.trial} measured {a.measured_latency_ms:.3f} ms" for a in attempts)

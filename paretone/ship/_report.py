@@ -20,10 +20,12 @@ from paretone.ship._mobile import MobileExport
 
 PICK_FORMAT = "paretone.pick/2"
 PICKED, TEACHER_FP32, TEACHER_INT8 = "picked", "teacher_fp32", "teacher_quantize_dynamic"
+TEACHER_INT8_CAREFUL = "teacher_quantize_dynamic_without_front_end"
 MODEL_NAMES = {
     PICKED: "picked model",
     TEACHER_FP32: "teacher, fp32",
     TEACHER_INT8: "teacher, `quantize_dynamic` int8",
+    TEACHER_INT8_CAREFUL: "teacher, `quantize_dynamic` int8, front-end excluded",
 }
 
 
@@ -31,7 +33,7 @@ MODEL_NAMES = {
 class MeasuredModel:
     """One model measured in the pick's run: the shipped one or a baseline beside it."""
 
-    name: str  # PICKED, TEACHER_FP32 or TEACHER_INT8
+    name: str  # a key of MODEL_NAMES
     onnx: str
     test_score: float  # the task's metric on the test split
     timing: LatencyMeasurement  # side by side with the other models, in one fresh process

@@ -19,10 +19,10 @@ from typing import Any, BinaryIO
 
 import numpy as np
 
-from paretone.audio import read_recording
+from paretone.audio import Event, read_recording
 from paretone.errors import ConfigError, DataError
 from paretone.runtime import ModelMetadata, Streamer, Windower, is_streaming, open_session
-from paretone.ship._events import Event, detect_events
+from paretone.ship._events import detect_events
 from paretone.ship._report import StreamingFacts
 from paretone.tasks import task_named
 

@@ -60,7 +60,10 @@ def test_pick_ships_a_measured_model_with_card_and_baselines(study, tiny_teacher
     parsed = PickReport.read(out / "pick.json")  # the report reads back as what was written
     report = json.loads((out / "pick.json").read_text())
     picked = parsed.picked
-    assert [m.name for m in parsed.models] == ["picked", "teacher_fp32", "teacher_quantize_dynamic"]
+    assert [m.name for m in parsed.models] == [
+        "picked", "teacher_fp32", "teacher_quantize_dynamic", "teacher_quantize_dynamic_without_front_end"
+    ]  # fmt: skip
+    assert (out / "baselines" / "teacher-quantize-dynamic-without-front-end.onnx").is_file()
     assert 0 < picked.measured_latency_ms <= 1000 and parsed.attempts[0].within_budget
     assert all(0 <= m.test_score <= 1 and m.peak_bytes >= 0 for m in parsed.models)
     assert parsed.empty_session_peak_bytes > 1e6  # ONNX Runtime's own, reported beside

@@ -13,10 +13,10 @@ import soundfile
 import torch
 
 from paretone._version import __version__
-from paretone.audio import FrontEndConfig
+from paretone.audio import Event, FrontEndConfig
 from paretone.models import LSTM_FAMILY, build_model, export_onnx, export_stream
 from paretone.runtime import ModelMetadata, stamp_metadata
-from paretone.ship import Event, detect_events, event_scores
+from paretone.ship import detect_events, event_scores
 from tests.helpers import run_cli
 
 LABELS = tuple(str(d) for d in range(10))
