@@ -65,7 +65,9 @@ def main(argv: list[str] | None = None) -> int:
             device="bench", profile_dir=tmp, teacher=teacher, models=fit_models, passes=passes, progress=show
         )
         profile = DeviceProfile.load(summary.profile)
-        report = validate(profile, teacher, models=held_out, passes=passes, progress=show)
+        report = validate(
+            profile, teacher, models=held_out, passes=passes, probe_dir=summary.profile.parent, progress=show
+        )
         # B. one measurement campaign: kernels, fitting and held-out models timed in the same
         # interleaved passes, so a change of the machine's speed state cannot separate them
         started = time.perf_counter()
@@ -110,6 +112,8 @@ def main(argv: list[str] | None = None) -> int:
             "peak_bytes": stats(report.peak_bytes),
             "drift": report.drift,
             "latency_after_refit": stats(report.latency_after_refit),
+            "latency_speed_corrected": stats(report.latency_speed_corrected),
+            "within_interval": report.within_interval,
             "worst_latency": report.worst(3),
         },
         "same_session": {
@@ -136,6 +140,7 @@ def main(argv: list[str] | None = None) -> int:
             table.add_column(column, justify="right")
         for name, s in (
             ("latency, calibrated", r.latency),
+            ("latency, speed-corrected by the probe", r.latency_speed_corrected),
             ("latency, after refit on re-measured models", r.latency_after_refit),
             ("latency, MACs proxy", r.macs_proxy_latency),
             ("file bytes, calibrated", r.model_bytes),

@@ -1,7 +1,8 @@
 """Streaming: a searched and picked streaming student against offline inference and the sliding-window AST.
 
-    python benchmarks/streaming.py            # 3,000 mixtures, 2-minute recordings (reuses aed.py's work)
-    python benchmarks/streaming.py --quick    # 600 mixtures, short training, a tiny search (< 10 minutes)
+    python benchmarks/streaming.py                  # aed.py's full-scale mixtures and teacher (reused)
+    python benchmarks/streaming.py --scale medium   # aed.py --scale medium's (about 20 minutes after it)
+    python benchmarks/streaming.py --quick          # 600 mixtures, a tiny search (< 10 minutes)
 
 1. FSDD mixtures and their AST teacher (benchmarks/aed.py's, in the same --work folder; made if absent).
 2. `search --chunk-ms 40` at 10% of the teacher's per-chunk latency (a clip model runs a whole window
@@ -32,7 +33,7 @@ from typing import Any
 
 import numpy as np
 import torch
-from aed import _mixtures, _table, _teacher
+from aed import SCALES, Scale, _mixtures, _table, _teacher
 from rich.console import Console
 
 from paretone._io import write_json
@@ -40,10 +41,11 @@ from paretone._version import __version__
 from paretone.audio import make_splits, open_dataset, read_events, read_recording
 from paretone.compress import load_student
 from paretone.hw_models import calibrate
-from paretone.models import load_model
+from paretone.models import build_model, export_stream, family_of, load_model
 from paretone.runtime import chunk_samples, make_session, run_stream, run_windows
 from paretone.search import Budget, SearchSettings, run_search
 from paretone.ship import PickReport, PickSettings, detect_events, event_scores, pick, stream_recording
+from paretone.ship._events import MEDIAN_MS, median_steps
 from paretone.spaces import SearchSpace, SpaceConfig
 from paretone.tasks import MULTILABEL
 
@@ -51,25 +53,25 @@ CHUNK_MS = 40.0
 FRACTION = 0.10
 
 
-def _search_and_pick(teacher_dir: Path, work: Path, quick: bool, console: Console) -> Path:
-    epochs = 3 if quick else 25
-    sizes = ["lstm:hidden=32"] if quick else ["lstm:hidden=32", "lstm:hidden=64", "lstm:hidden=128"]
-    space = SpaceConfig.from_dict({"students": [f"{s};epochs={epochs}" for s in sizes]})
+def _search_and_pick(teacher_dir: Path, work: Path, scale: Scale, console: Console) -> Path:
+    epochs = scale.search_student_epochs
+    lstm = [s for s in scale.search_students if s.startswith("lstm")]  # the family that streams
+    space = SpaceConfig.from_dict({"students": [f"{s};epochs={epochs}" for s in lstm]})
     teacher = load_model(teacher_dir).model
     chunk = round(CHUNK_MS * teacher.config.front_end.sample_rate / 1000)
     devices = work / "devices-stream"
     operators = dict(SearchSpace.build(teacher.structure(), space, teacher=teacher.config).params)
     calibrate(device="local", profile_dir=devices, teacher=teacher, operators=operators, chunk_samples=chunk,
-              models=6 if quick else 12, passes=2 if quick else 5)  # fmt: skip
+              models=scale.calibration_models, passes=max(2, scale.passes // 2))  # fmt: skip
     database = work / "streaming-study.db"
     settings = SearchSettings(
         teacher=teacher_dir,
         study="bench-streaming",
         storage=f"sqlite:///{database}",
-        trials=4 if quick else 16,
+        trials=scale.search_trials,
         budget=Budget(latency_fraction=FRACTION),
         workers=2,
-        epochs=1 if quick else 2,
+        epochs=scale.search_epochs,
         runs_dir=work / "runs",
         space=space,
         chunk_ms=CHUNK_MS,
@@ -86,7 +88,7 @@ def _search_and_pick(teacher_dir: Path, work: Path, quick: bool, console: Consol
             storage=settings.storage,
             out=out,
             latency_limit_fraction=FRACTION,
-            final_epochs=1 if quick else 6,
+            final_epochs=scale.final_epochs,
             overwrite=True,
         ),
         progress=console.print,
@@ -94,18 +96,31 @@ def _search_and_pick(teacher_dir: Path, work: Path, quick: bool, console: Consol
     return out
 
 
-def _stream_vs_offline(picked: Path, recordings: list[Path]) -> dict[str, Any]:
-    """The picked student in PyTorch over each whole recording against its ONNX stream."""
+def _stream_vs_offline(picked: Path, recordings: list[Path], work: Path) -> dict[str, Any]:
+    """The picked student in PyTorch over each whole recording against its ONNX stream, and the same
+    in float (its weights without fake quantization)."""
     report = PickReport.read(picked / "pick.json")
     student = load_student(picked / "student")[0].model.eval()
     fe = student.config.front_end
     session = make_session(picked / "model.onnx", 1)
-    diffs, offline_events, stream_events = [], {}, {}
+    # The same weights without fake quantization, streamed in float: what streaming itself changes.
+    float_model = build_model(student.config).eval()
+    missing = float_model.load_state_dict(student.state_dict(), strict=False).missing_keys
+    if missing:
+        raise SystemExit(f"the float copy of the picked student lacks {missing}")
+    float_stream = make_session(
+        export_stream(family_of(student.config).streaming(float_model), work / "float-stream.onnx",
+                      chunk_samples=chunk_samples(session)), 1,
+    )  # fmt: skip
+    diffs, float_diffs, offline_events, stream_events = [], [], {}, {}
     labels = report.labels
     for path in recordings:
         wave = read_recording(path, sample_rate=fe.sample_rate)
         with torch.no_grad():
             offline = student.frame_logits(student.features(wave[None]))[0].numpy()
+            offline_float = float_model.frame_logits(float_model.features(wave[None]))[0].numpy()
+        run = run_stream(float_stream, wave.numpy(), sample_rate=fe.sample_rate, hop_samples=fe.hop_length)
+        float_diffs.append(float(np.abs(run.logits[: len(offline_float)] - offline_float).max()))
         streamed = run_stream(
             session, wave.numpy(), sample_rate=fe.sample_rate, hop_samples=fe.hop_length
         ).logits
@@ -115,12 +130,14 @@ def _stream_vs_offline(picked: Path, recordings: list[Path]) -> dict[str, Any]:
         for logits, into in ((offline, offline_events), (streamed, stream_events)):
             active = MULTILABEL.decide(MULTILABEL.probabilities(logits), report.decision)
             into[path.stem] = detect_events(
-                active, ends, step_samples=fe.hop_length, sample_rate=fe.sample_rate, labels=labels
-            )
+                active, ends, step_samples=fe.hop_length, sample_rate=fe.sample_rate, labels=labels,
+                median_steps=median_steps(MEDIAN_MS, 1000 * fe.hop_length / fe.sample_rate),
+            )  # fmt: skip
     agreement = event_scores(offline_events, stream_events, labels)
     return {
         "max_abs_diff": max(diffs),
         "per_recording_max_abs_diff": diffs,
+        "float_max_abs_diff": max(float_diffs),
         "layers": report.layers,
         "events_offline": sum(len(v) for v in offline_events.values()),
         "events_streamed": sum(len(v) for v in stream_events.values()),
@@ -167,26 +184,29 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--quick", action="store_true", help="--scale quick")
+    parser.add_argument("--scale", choices=sorted(SCALES), default="full")
     parser.add_argument("--data", type=Path, default=None, help="FSDD folder (default: ../shared/data/fsdd)")
     parser.add_argument("--work", type=Path, default=None, help="working folder (default: aed.py's)")
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args(argv)
-    quick = args.quick
-    work = args.work or Path("runs") / ("bench-aed-quick" if quick else "bench-aed")
+    scale = SCALES["quick" if args.quick else args.scale]
+    quick = scale.name == "quick"
+    suffix = "" if scale.name == "full" else f"-{scale.name}"
+    work = args.work or Path("runs") / f"bench-aed{suffix}"
     work.mkdir(parents=True, exist_ok=True)
-    out = args.out or Path("benchmarks/results") / ("streaming-quick.json" if quick else "streaming.json")
+    out = args.out or Path("benchmarks/results") / f"streaming{suffix}.json"
     console = Console()
     started = time.perf_counter()
     torch.set_num_threads(2)
 
     fsdd = open_dataset(args.data, "fsdd")
-    manifest = _mixtures(fsdd, work, quick)
+    manifest = _mixtures(fsdd, work, scale)
     mixtures = open_dataset(manifest)
     split = make_splits(mixtures).name
-    teacher_row = _teacher(mixtures, "ast", split, work / "teacher-ast-mix", 3 if quick else 25)
+    teacher_row = _teacher(mixtures, "ast", split, work / "teacher-ast-mix", scale.teacher_epochs)
     teacher_dir = Path(teacher_row["folder"])
-    picked = _search_and_pick(teacher_dir, work, quick, console)
+    picked = _search_and_pick(teacher_dir, work, scale, console)
 
     teacher_fe = load_model(teacher_dir).model.config.front_end
     rate, window = teacher_fe.sample_rate, teacher_fe.clip_samples
@@ -194,7 +214,7 @@ def main(argv: list[str] | None = None) -> int:
     hop = load_student(picked / "student")[0].model.config.front_end.hop_length
 
     console.print("streamed against offline on the long recordings")
-    exactness = _stream_vs_offline(picked, recordings)
+    exactness = _stream_vs_offline(picked, recordings, work)
 
     console.print("per-chunk latency, interleaved")
     waves = [read_recording(p, sample_rate=rate).numpy() for p in recordings]
@@ -238,6 +258,7 @@ def main(argv: list[str] | None = None) -> int:
     result = {
         "paretone_version": __version__,
         "quick": quick,
+        "scale": scale.name,
         "seconds": round(time.perf_counter() - started, 1),
         "chunk_ms": CHUNK_MS,
         "teacher": teacher_row,
@@ -248,6 +269,7 @@ def main(argv: list[str] | None = None) -> int:
         "real_time_factor": rtf,
         "events": events,
         "stream_vs_offline_max_abs_diff": exactness["max_abs_diff"],
+        "stream_vs_offline_float_max_abs_diff": exactness["float_max_abs_diff"],
         "event_f1": {"picked_stream": events["picked_stream"]["event_f1"],
                      "teacher_offline": events["teacher_windows_hop_250ms"]["event_f1"]},
     }  # fmt: skip
@@ -272,7 +294,8 @@ def main(argv: list[str] | None = None) -> int:
         console,
     )
     console.print(
-        f"stream vs offline: max |diff| {exactness['max_abs_diff']:.2e}, events agree "
+        f"stream vs offline: max |diff| {exactness['max_abs_diff']:.2e} as shipped, "
+        f"{exactness['float_max_abs_diff']:.2e} in float; events agree "
         f"F1 {exactness['event_f1_stream_vs_offline']:.3f}; RTF over 10 min: stream {rtf['stream']:.4f}, "
         f"AST windows {rtf['teacher_windows_hop_500ms']:.4f}"
     )

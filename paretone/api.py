@@ -223,6 +223,7 @@ def pick(
     attempts: int = 3,
     threads: int = 1,
     overwrite: bool = False,
+    profile_dir: PathLike = DEFAULT_PROFILE_DIR,
     progress: Callable[[str], None] | None = None,
 ) -> Any:
     """Export the most accurate front member within the budget, measured here beside the teacher."""
@@ -243,5 +244,6 @@ def pick(
         attempts=attempts,
         threads=threads,
         overwrite=overwrite,
+        profile_dir=Path(profile_dir),
     )
     return run_pick(settings, progress=progress)

@@ -120,13 +120,15 @@ def calibrate(
         _print_summary(summary, "imported")
         return
     if validate:
-        profile = hw_models.DeviceProfile.load(hw_models.profile_path(profile_dir, device))
+        path = hw_models.profile_path(profile_dir, device)
+        profile = hw_models.DeviceProfile.load(path)
         with progress_bar() as progress:
             result = hw_models.validate(
                 profile,
                 calibration_teacher(teacher_dir),
                 models=40 if models is None else models,
                 passes=passes,
+                probe_dir=path.parent,
                 progress=stage_bars(progress),
             )
         _print_validation(result)
@@ -159,6 +161,7 @@ def _print_validation(result: ValidationReport) -> None:
         table.add_column(column)
     rows = [
         ("latency (calibrated)", result.latency),
+        ("latency (speed-corrected by the probe)", result.latency_speed_corrected),
         ("latency (after refit on re-measured)", result.latency_after_refit),
         ("latency (MACs proxy)", result.macs_proxy_latency),
         ("file bytes (calibrated)", result.model_bytes),
@@ -182,6 +185,16 @@ def _print_validation(result: ValidationReport) -> None:
                 "warning: this machine's speed changed since calibration (shared or throttled CPU?); "
                 "predictions are for the calibrated state: re-calibrate if the change persists"
             )
+    if result.speed is not None:
+        factors = result.speed["factors"]
+        shown = ", ".join(
+            f"{g} {f:.2f}x" for g, f in sorted(factors.items(), key=lambda kv: -abs(kv[1] - 1))[:4]
+        )
+        click.echo(f"speed probe ({result.speed['seconds']:.2f} s): per group now / at calibration: {shown}")
+    else:
+        click.echo("no speed probe in this profile: re-run `paretone calibrate` on the device to record one")
+    if result.within_interval is not None:
+        click.echo(f"{result.within_interval:.0%} of the models measured inside their predicted 95% interval")
     if result.coverage < 1:
         click.echo(f"warning: kernel coverage as low as {result.coverage:.0%}: calibrate with --teacher")
     for row in result.worst():

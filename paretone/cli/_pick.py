@@ -89,6 +89,9 @@ def pareto(study: str, storage: str | None, out: Path | None, pick_dir: Path | N
 @click.option("--attempts", type=int, default=3, show_default=True, help="Candidates to try if over budget.")
 @click.option("--threads", type=int, default=1, show_default=True, help="ONNX Runtime threads.")
 @click.option("--overwrite", is_flag=True, help="Replace the files an earlier pick wrote in --out.")
+@click.option(
+    "--profile-dir", type=click.Path(path_type=Path), default=None, help="Device profiles [runs/devices]."
+)
 def pick(
     study: str,
     storage: str | None,
@@ -103,6 +106,7 @@ def pick(
     attempts: int,
     threads: int,
     overwrite: bool,
+    profile_dir: Path | None,
 ) -> None:
     """Export the most accurate Pareto model within the budget, measure it, write its model card."""
     from paretone import api
@@ -124,6 +128,7 @@ def pick(
         attempts=attempts,
         threads=threads,
         overwrite=overwrite,
+        profile_dir=profile_dir or api.DEFAULT_PROFILE_DIR,
         progress=lambda message: console.print(message),
     )
     table = Table(title=f"trial {report.trial} within {report.limit_ms:.3f} ms (measured here, side by side)")

@@ -12,11 +12,13 @@ from paretone.hw_models._kit import KitModel, export_model, merge_results, rando
 from paretone.hw_models._latency import LatencyModel, LatencyPrediction
 from paretone.hw_models._memory import MemoryModel, MemoryPrediction
 from paretone.hw_models._micro import micro_model
+from paretone.hw_models._probe import SpeedProbe, choose_sentinels, group_of, probe_speed, record_probe
 from paretone.hw_models._profile import (
     PROFILE_FORMAT,
     DeviceProfile,
     KernelMeasurement,
     ModelMeasurement,
+    Sentinel,
     is_outdated,
     profile_path,
 )
@@ -36,19 +38,25 @@ __all__ = [
     "MemoryModel",
     "MemoryPrediction",
     "ModelMeasurement",
+    "Sentinel",
+    "SpeedProbe",
     "ValidationReport",
     "calibrate",
     "calibration_kernels",
+    "choose_sentinels",
     "compare",
     "export_model",
+    "group_of",
     "import_results",
     "is_outdated",
     "merge_results",
     "micro_model",
     "onnx_macs",
+    "probe_speed",
     "profile_path",
     "random_models",
     "random_recipe",
+    "record_probe",
     "validate",
     "write_kit",
 ]

@@ -11,6 +11,7 @@ from pathlib import Path
 
 from paretone.compress import Param
 from paretone.hw_models._kit import Progress, merge_results, random_models, read_results, write_kit
+from paretone.hw_models._probe import record_probe
 from paretone.hw_models._profile import DeviceProfile, is_outdated, profile_path
 from paretone.hw_models._sweep import calibration_kernels
 from paretone.models import AudioModel
@@ -85,7 +86,11 @@ def calibrate(
         work / "results.json",
         progress=None if progress is None else (lambda done, total: progress("measuring", done, total)),
     )
-    merge_results(profile, device, read_results(work / "results.json"), "this machine").save(path)
+    profile = merge_results(profile, device, read_results(work / "results.json"), "this machine")
+    if progress:
+        progress("recording the speed probe", 0, 1)
+    record_probe(profile, path.parent)  # the device's speed now, as its kernels were just measured
+    profile.save(path)
     shutil.rmtree(work)
     return CalibrationSummary(
         profile=path,

@@ -8,22 +8,29 @@ kernels, fused Q/DQ pairs between int8 layers).
 
 A kernel whose pair was never measured, or whose shape lies outside the measured range, cannot be
 predicted: it is reported (``coverage`` < 1, by name), never silently dropped.
+
+Given a ``SpeedProbe`` (``_probe.py``), each kernel's time is scaled by its group's speed now against
+calibration, and the per-run overhead by the median group's. Every prediction carries a 95%
+interval: the whole-model fit's relative residual, widened by the probe's spread when one is used.
 """
 
 from __future__ import annotations
 
 import math
+import statistics
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
 from paretone.errors import ConfigError
+from paretone.hw_models._probe import SpeedProbe
 from paretone.hw_models._profile import DeviceProfile
 from paretone.hw_models._regress import fit_by_group
 from paretone.models import Kernel
 
 MIN_MODELS_FOR_CORRECTION = 4
+Z_95 = 1.96
 
 
 @dataclass(frozen=True)
@@ -34,10 +41,16 @@ class LatencyPrediction:
     coverage: float  # share of the model's kernels the profile can predict
     uncovered: tuple[str, ...]  # kernel keys it cannot
     kernels_ms: float  # sum over kernels before the per-model correction
+    interval_ms: tuple[float, float] | None = None  # 95%; None when the profile has too few models
+    speed_corrected: bool = False  # scaled by a speed probe taken now
 
     @property
     def complete(self) -> bool:
         return not self.uncovered
+
+    def straddles(self, limit_ms: float) -> bool:
+        """The interval holds ``limit_ms``: on which side the model falls, only measuring tells."""
+        return self.interval_ms is not None and self.interval_ms[0] <= limit_ms < self.interval_ms[1]
 
     def require_complete(self, device: str) -> LatencyPrediction:
         if self.uncovered:
@@ -65,12 +78,16 @@ class LatencyModel:
             ((m.kernel, max(m.latency_ms - baseline_ms, 0.0)) for m in profile.kernels.values()), "latency"
         )
         self.slope, self.intercept_ms = 1.0, baseline_ms
+        self.relative_error: float | None = None  # RMS relative residual of the whole-model fit
         fitted = [(self.predict(m.kernels, corrected=False), m.latency_ms) for m in profile.models.values()]
         usable = [(p.kernels_ms, measured) for p, measured in fitted if p.complete]
         if len(usable) >= MIN_MODELS_FOR_CORRECTION:
             x, y = np.array(usable).T
             # Relative error is what users read, so weight each model by 1 / measured.
             self.slope, self.intercept_ms = (float(v) for v in np.polyfit(x, y, 1, w=1 / y))
+            residuals = (self.slope * x + self.intercept_ms) / y - 1
+            # two fitted parameters: the residuals understate the error on new models by n / (n - 2)
+            self.relative_error = float(np.sqrt(np.sum(residuals**2) / (len(usable) - 2)))
 
     def kernel_ms(self, kernel: Kernel) -> float | None:
         """The kernel's own time, or None if the profile cannot predict it."""
@@ -88,7 +105,9 @@ class LatencyModel:
             self._cache.update(zip(members, values, strict=True))
         return {k: self._cache[k] for k in kernels}
 
-    def predict(self, kernels: Sequence[Kernel], *, corrected: bool = True) -> LatencyPrediction:
+    def predict(
+        self, kernels: Sequence[Kernel], *, corrected: bool = True, speed: SpeedProbe | None = None
+    ) -> LatencyPrediction:
         total, uncovered = 0.0, []
         times = self._kernels_ms(kernels)
         for kernel in kernels:
@@ -96,12 +115,21 @@ class LatencyModel:
             if ms is None:
                 uncovered.append(kernel.key)
             else:
-                total += ms
-        latency = self.slope * total + self.intercept_ms if corrected else total
+                total += ms * (speed.factor(kernel) if speed else 1.0)
+        overhead = self.intercept_ms * (speed.overall if speed else 1.0)
+        latency = self.slope * total + overhead if corrected else total
+        latency = max(latency, 0.0) if math.isfinite(latency) else 0.0
         coverage = 1 - len(uncovered) / len(kernels) if kernels else 0.0
+        interval = None
+        if corrected and self.relative_error is not None:
+            spread = statistics.median(speed.spread.values()) if speed and speed.spread else 0.0
+            half = Z_95 * math.hypot(self.relative_error, spread)
+            interval = (latency * max(1 - half, 0.0), latency * (1 + half))
         return LatencyPrediction(
-            latency_ms=max(latency, 0.0) if math.isfinite(latency) else 0.0,
+            latency_ms=latency,
             coverage=coverage,
             uncovered=tuple(dict.fromkeys(uncovered)),
             kernels_ms=total,
+            interval_ms=interval,
+            speed_corrected=speed is not None,
         )

@@ -102,6 +102,23 @@ class ModelMeasurement:
         )
 
 
+@dataclass(frozen=True)
+class Sentinel:
+    """A kernel of the speed probe (``_probe.py``) and the probe's time for it at calibration."""
+
+    group: str
+    kernel: Kernel
+    latency_ms: float  # the probe's quietest-pass median, empty-session baseline included
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"group": self.group, "latency_ms": self.latency_ms, "kernel": self.kernel.to_dict()}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Sentinel:
+        kernel = Kernel.from_dict(data["kernel"])
+        return cls(str(data["group"]), kernel, _positive(data["latency_ms"], f"probe {kernel.key}"))
+
+
 @dataclass
 class DeviceProfile:
     device: str
@@ -109,6 +126,7 @@ class DeviceProfile:
     baseline: dict[str, float] = field(default_factory=dict)  # empty session: latency_ms, peak_bytes
     kernels: dict[str, KernelMeasurement] = field(default_factory=dict)  # by kernel key
     models: dict[str, ModelMeasurement] = field(default_factory=dict)  # by name
+    probe: list[Sentinel] = field(default_factory=list)  # the speed probe at calibration, one per group
 
     @property
     def threads(self) -> int:
@@ -140,6 +158,7 @@ class DeviceProfile:
             "baseline": self.baseline,
             "kernels": [m.to_dict() for m in sorted(self.kernels.values(), key=lambda m: m.kernel.key)],
             "models": [m.to_dict() for m in self.models.values()],
+            "probe": [s.to_dict() for s in self.probe],
         }
 
     def save(self, path: str | os.PathLike[str]) -> Path:
@@ -173,6 +192,7 @@ class DeviceProfile:
                 raise ValueError("fingerprint.threads must be a positive whole number")
             profile.add_kernels([KernelMeasurement.from_dict(k) for k in data.get("kernels", [])])
             profile.add_models([ModelMeasurement.from_dict(m) for m in data.get("models", [])])
+            profile.probe = [Sentinel.from_dict(s) for s in data.get("probe", [])]
         except (KeyError, TypeError, ValueError, ConfigError) as exc:
             detail = exc.args[0] if exc.args else type(exc).__name__
             raise ConfigError(

@@ -9,6 +9,7 @@ comparison is fair to them).
 
 from __future__ import annotations
 
+import os
 import tempfile
 import time
 from dataclasses import asdict, dataclass, replace
@@ -22,6 +23,7 @@ from paretone.errors import ConfigError
 from paretone.hw_models._kit import Progress, export_model, random_models
 from paretone.hw_models._latency import LatencyModel
 from paretone.hw_models._memory import MemoryModel
+from paretone.hw_models._probe import SpeedProbe, probe_speed
 from paretone.hw_models._profile import DeviceProfile, ModelMeasurement
 from paretone.models import AudioModel, Kernel
 from paretone.runtime import _kit_runner, measure_latencies, measure_peak_bytes
@@ -63,6 +65,9 @@ class ValidationReport:
     latency_after_refit: ErrorStats | None  # per-model term refitted on the re-measured models
     seconds: float
     rows: list[dict[str, Any]]
+    latency_speed_corrected: ErrorStats | None = None  # scaled by the speed probe taken beside them
+    speed: dict[str, Any] | None = None  # the probe: factors per group, spread, its cost in seconds
+    within_interval: float | None = None  # share of models measured inside their 95% interval
 
     def worst(self, count: int = 3) -> list[dict[str, Any]]:
         return sorted(self.rows, key=lambda r: -abs(r["latency_error_pct"]))[:count]
@@ -91,11 +96,13 @@ def compare(
     *,
     drift: float | None = None,
     refit: DeviceProfile | None = None,
+    speed: SpeedProbe | None = None,
     seconds: float = 0.0,
 ) -> ValidationReport:
     """Predictions fitted on ``profile`` against ``held_out`` measurements (none in the profile).
 
-    ``refit``: the profile with whole models re-measured now, for the after-refit latency figures.
+    ``refit``: the profile with whole models re-measured now, for the after-refit latency figures;
+    ``speed``: a probe taken while they were measured, for the speed-corrected figures.
     """
     overlap = {m.name for m in held_out} & set(profile.models)
     if overlap:
@@ -110,6 +117,7 @@ def compare(
     rows = []
     for m in held_out:
         lat, mem = latency_model.predict(m.kernels), memory_model.predict(m.kernels)
+        now = latency_model.predict(m.kernels, speed=speed) if speed else None
         rows.append(
             {
                 "name": m.name,
@@ -118,6 +126,8 @@ def compare(
                 "latency_ms": m.latency_ms,
                 "predicted_latency_ms": lat.latency_ms,
                 "latency_error_pct": (lat.latency_ms / m.latency_ms - 1) * 100,
+                "speed_corrected_latency_ms": None if now is None else now.latency_ms,
+                "interval_ms": (now or lat).interval_ms,
                 "macs": _macs(m.kernels),
                 "macs_proxy_latency_ms": _macs(m.kernels) * ms_per_mac,
                 "file_bytes": m.file_bytes,
@@ -129,6 +139,7 @@ def compare(
             }
         )
     with_peak = [r for r in rows if r["peak_bytes"] is not None and r["predicted_peak_bytes"] is not None]
+    with_interval = [r for r in rows if r["interval_ms"] is not None]
 
     def stats(predicted: str, measured: str, subset: list[dict[str, Any]]) -> ErrorStats:
         return ErrorStats.of([r[predicted] for r in subset], [r[measured] for r in subset])
@@ -151,6 +162,17 @@ def compare(
         ),
         seconds=seconds,
         rows=rows,
+        latency_speed_corrected=None
+        if speed is None
+        else stats("speed_corrected_latency_ms", "latency_ms", rows),
+        speed=None
+        if speed is None
+        else {"factors": speed.factors, "spread": speed.spread, "seconds": speed.seconds},
+        within_interval=float(
+            np.mean([r["interval_ms"][0] <= r["latency_ms"] <= r["interval_ms"][1] for r in with_interval])
+        )
+        if with_interval
+        else None,
     )
 
 
@@ -162,6 +184,7 @@ def validate(
     passes: int = 5,
     memory: bool = True,
     drift_models: int = 8,
+    probe_dir: str | os.PathLike[str] | None = None,
     progress: Progress | None = None,
 ) -> ValidationReport:
     """Export and measure ``models`` held-out random students of ``teacher`` here, and compare.
@@ -170,7 +193,9 @@ def validate(
     their latency now over their latency in the profile is the ``drift`` of this machine since it
     was calibrated (a shared or throttled CPU changes speed; a predictor cannot know that), and
     refitting the per-model term on them alone gives the ``latency_after_refit`` figures: what the
-    search's measure-refit-continue loop recovers.
+    search's measure-refit-continue loop recovers. With ``probe_dir`` (the profile's folder) and a
+    profile holding a speed probe, the probe is taken just before and just after the timing passes
+    and their geometric mean gives the ``latency_speed_corrected`` figures.
     """
     if models < 2:
         raise ValueError("validation needs at least 2 models")
@@ -185,7 +210,12 @@ def validate(
             export_model(teacher, recipe, path)
             if progress:
                 progress("exporting models", i + 1, len(paths))
+        before = after = None
+        if probe_dir is not None and profile.probe:
+            before = probe_speed(profile, probe_dir)
         timings = measure_latencies(paths, threads=profile.threads, passes=passes)
+        if probe_dir is not None and before is not None:
+            after = probe_speed(profile, probe_dir)
         measured = []
         for i, (model, path, timing) in enumerate(zip(held_out, paths, timings, strict=False)):
             peak = measure_peak_bytes(path, threads=profile.threads) if memory else None
@@ -210,4 +240,7 @@ def validate(
         refit.add_models(
             [replace(m, latency_ms=t.latency_ms, source="refit") for t, m in zip(now, again, strict=True)]
         )
-    return compare(profile, measured, drift=drift, refit=refit, seconds=time.perf_counter() - start)
+    speed = None if before is None or after is None else before.combined(after)
+    return compare(
+        profile, measured, drift=drift, refit=refit, speed=speed, seconds=time.perf_counter() - start
+    )

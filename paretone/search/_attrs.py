@@ -86,16 +86,23 @@ class Predicted:
     peak_bytes: int
     macs: int
     params: int
+    latency_interval_ms: tuple[float, float] | None = None  # 95%, from calibration and the probe
+    speed_factor: float | None = None  # the device's speed now over at calibration, if probed
+    straddles_budget: bool = False  # the interval holds the latency budget: only measuring tells
 
     @classmethod
     def of(cls, trial: FrozenTrial) -> Predicted:
         data = trial.user_attrs.get(TRIAL_PREDICTED) or {}
+        interval = data.get("latency_interval_ms")
         return cls(
             float(data.get("latency_ms", trial.values[1] if trial.values else 0.0)),
             int(data.get("model_bytes") or 0),
             int(data.get("peak_bytes") or 0),
             int(data.get("macs") or 0),
             int(data.get("params") or 0),
+            None if interval is None else (float(interval[0]), float(interval[1])),
+            None if data.get("speed_factor") is None else float(data["speed_factor"]),
+            bool(data.get("straddles_budget", False)),
         )
 
 

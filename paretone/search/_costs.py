@@ -13,7 +13,7 @@ from typing import Any
 
 from paretone.compress import RUNTIME_FORMATS, TEACHER, Recipe, UniformSetting
 from paretone.errors import ConfigError
-from paretone.hw_models import LatencyModel, MemoryModel
+from paretone.hw_models import LatencyModel, MemoryModel, SpeedProbe
 from paretone.models import Kernel
 from paretone.search._attrs import Predicted
 from paretone.search._budget import ResolvedBudget
@@ -46,13 +46,16 @@ class CostModel:
         memory: MemoryModel,
         device: str,
         chunk_samples: int | None = None,
+        speed: SpeedProbe | None = None,
     ) -> None:
         """``chunk_samples``: predict one call on a stream of such chunks (a streaming student's
-        chunk, any other model's whole window) instead of one clip."""
+        chunk, any other model's whole window) instead of one clip. ``speed``: the device's speed
+        now (a probe); the search replaces it as it probes again."""
         self.teacher_config, self.latency, self.memory, self.device = teacher_config, latency, memory, device
         self.chunk_samples = chunk_samples
+        self.speed = speed
         teacher = Recipe().kernels(teacher_config, chunk_samples=chunk_samples)
-        self.teacher_latency_ms = latency.predict(teacher).require_complete(device).latency_ms
+        self.teacher_latency_ms = latency.predict(teacher, speed=speed).require_complete(device).latency_ms
         if memory.predict(teacher).peak_bytes is None:
             raise ConfigError(
                 f"device profile {device!r} has no whole-model memory measurements, so peak memory cannot "
@@ -66,14 +69,16 @@ class CostModel:
             kernels = recipe.kernels(self.teacher_config, chunk_samples=self.chunk_samples)
         except ConfigError as exc:
             raise InvalidCandidate(str(exc)) from None
-        latency_ms = self.latency.predict(kernels).require_complete(self.device).latency_ms
+        latency = self.latency.predict(kernels, speed=self.speed).require_complete(self.device)
         memory = self.memory.predict(kernels)
         predicted = Predicted(
-            latency_ms=latency_ms,
+            latency_ms=latency.latency_ms,
             model_bytes=memory.model_bytes,
             peak_bytes=int(memory.peak_bytes or 0),
             macs=sum(k.macs for k in kernels),
             params=sum(k.params for k in kernels),
+            latency_interval_ms=latency.interval_ms,
+            speed_factor=None if self.speed is None else self.speed.overall,
         )
         return Cost(kernels, predicted)
 

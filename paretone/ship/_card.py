@@ -116,6 +116,19 @@ def _mobile(report: PickReport) -> list[str]:
     ]
 
 
+def _predicted_now(report: PickReport) -> str:
+    now = report.predicted_now
+    if now is None:
+        return ""
+    low, high = now.interval_ms or (None, None)
+    interval = "" if low is None else f", 95% interval {low:.3f}-{high:.3f}"
+    return (
+        f" At pick time a speed probe ({now.probe_seconds:.2f} s) found this machine at "
+        f"{now.speed_factor:.2f}x its calibrated kernel times; corrected for that, the prediction is "
+        f"{now.latency_ms:.3f} ms{interval} (measured {report.picked.measured_latency_ms:.3f} ms)."
+    )
+
+
 def _careful(report: PickReport, measured_ms: float) -> str:
     """The baseline a careful user would run (absent from reports written before it was measured)."""
     careful = next((m for m in report.models if m.name == TEACHER_INT8_CAREFUL), None)
@@ -190,7 +203,7 @@ def model_card(report: PickReport) -> str:
         f"Device: {device['cpu']} ({', '.join(device['cpu_flags']) or 'no SIMD flags read'}), "
         f"{device['logical_cpus']} logical CPUs, {device['system']} {device['machine']}, "
         f"ONNX Runtime {device['onnxruntime']}. The prediction came from the device profile "
-        f"`{report.predicted_on}`.",
+        f"`{report.predicted_on}`.{_predicted_now(report)}",
         "",
         "## Compression recipe",
         "",

@@ -2,8 +2,8 @@
 
 Detection: a label is active at a step (a stream's frame, a sliding window) when the task decides it
 present there (multi-label: its probability reaches the model's threshold for it); a median filter
-over ``median_steps`` removes one-step flickers; each run of active steps is an event from the start
-of its first step to the end of its last.
+over ``median_steps`` (``MEDIAN_MS`` of audio) removes flickers; each run of active steps is an
+event from the start of its first step to the end of its last.
 Evaluation uses sed_eval, DCASE's own implementation: event-based F1 (onsets within a 0.2 s
 collar, offsets within 0.2 s or 20% of the event's length) and segment-based F1 (1 s segments).
 """
@@ -19,6 +19,14 @@ from paretone.audio import Event
 
 EVENT_COLLAR_S = 0.2
 SEGMENT_S = 1.0
+# The median filter's span: frame decisions flicker within a spoken digit (a few hundred ms), and
+# DCASE baselines smooth over a few hundred ms too; a window model's steps are coarser already.
+MEDIAN_MS = 250.0
+
+
+def median_steps(median_ms: float, step_ms: float) -> int:
+    """The odd number of steps nearest ``median_ms``; 1 (no filter) when a step is that long."""
+    return max(1, round(median_ms / step_ms)) | 1
 
 
 def detect_events(

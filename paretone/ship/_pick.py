@@ -58,6 +58,7 @@ from paretone.ship._report import (
     FrontMember,
     MeasuredModel,
     PickReport,
+    PredictedNow,
 )
 from paretone.ship._select import PickSettings, Selection, select
 from paretone.ship._stream import stream_facts
@@ -264,11 +265,37 @@ def pick(settings: PickSettings, *, progress: Say | None = None) -> PickReport:
         decision=decision,
         streaming=streaming,
         mobile=mobile,
+        predicted_now=_predict_now(settings, selection, recipe, teacher.config),
     )
     write_json(out / REPORT_FILE, report.to_dict())
     card = model_card(report)
     write_atomic(out / CARD_FILE, lambda tmp: tmp.write_text(card, encoding="utf-8"))
     return report
+
+
+def _predict_now(
+    settings: PickSettings, selection: Selection, recipe: Recipe, teacher_config: Any
+) -> PredictedNow | None:
+    """The shipped recipe predicted with a speed probe taken now; None unless the study's device
+    profile is this machine's and holds a probe (a kit-imported device cannot be probed from here)."""
+    from paretone.hw_models import DeviceProfile, LatencyModel, probe_speed, profile_path
+
+    path = profile_path(settings.profile_dir, selection.info.device)
+    if not path.is_file():
+        return None
+    profile = DeviceProfile.load(path)
+    try:
+        profile.check_same_device(fingerprint(profile.threads), "this machine")
+    except ConfigError:
+        return None
+    if not profile.probe:
+        return None
+    speed = probe_speed(profile, path.parent)
+    kernels = recipe.kernels(teacher_config, chunk_samples=selection.info.chunk_samples)
+    prediction = LatencyModel(profile).predict(kernels, speed=speed)
+    if not prediction.complete:  # the profile no longer covers it: say nothing rather than a part
+        return None
+    return PredictedNow(prediction.latency_ms, prediction.interval_ms, speed.overall, speed.seconds)
 
 
 def _attempts(

@@ -66,6 +66,17 @@ class StreamingFacts:
 
 
 @dataclass(frozen=True)
+class PredictedNow:
+    """The shipped model's latency predicted at pick time, corrected by a speed probe taken then:
+    beside the measurement, it tells a predictor error from a device running at another speed."""
+
+    latency_ms: float
+    interval_ms: tuple[float, float] | None  # 95%
+    speed_factor: float  # the device's speed now over at calibration (median group)
+    probe_seconds: float
+
+
+@dataclass(frozen=True)
 class Attempt:
     """A candidate exported and measured; set aside under ``rejected/`` when over the limit."""
 
@@ -123,6 +134,7 @@ class PickReport:
     decision: tuple[float, ...] | None = None  # the shipped decision rule's parameters (thresholds)
     streaming: StreamingFacts | None = None  # picked for a stream (``--chunk-ms``)
     mobile: MobileExport | None = None  # the fixed-shape and ORT-format exports, checked
+    predicted_now: PredictedNow | None = None  # with a speed probe of this machine, if its profile has one
     paretone_version: str = __version__
     format: str = field(default=PICK_FORMAT)
 

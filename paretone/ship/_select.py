@@ -40,6 +40,7 @@ class PickSettings:
     passes: int = 7
     runs: int = 50
     overwrite: bool = False
+    profile_dir: Path = Path("runs") / "devices"  # the study's device profile: a speed probe at pick
 
     def __post_init__(self) -> None:
         for flag, value in (

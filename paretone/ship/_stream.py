@@ -22,7 +22,7 @@ import numpy as np
 from paretone.audio import Event, read_recording
 from paretone.errors import ConfigError, DataError
 from paretone.runtime import ModelMetadata, Streamer, Windower, is_streaming, open_session
-from paretone.ship._events import detect_events
+from paretone.ship._events import MEDIAN_MS, detect_events, median_steps
 from paretone.ship._report import StreamingFacts
 from paretone.tasks import task_named
 
@@ -78,7 +78,7 @@ def stream_recording(
     *,
     threads: int = 1,
     hop_ms: float | None = None,
-    median_steps: int = 5,
+    median_ms: float = MEDIAN_MS,
     on_segment: Callable[[dict[str, Any]], None] | None = None,
 ) -> StreamSummary:
     """Run ``model`` over ``source``; ``on_segment`` receives each segment's record as it is made.
@@ -156,7 +156,7 @@ def stream_recording(
         step_samples=step,
         sample_rate=rate,
         labels=meta.labels,
-        median_steps=median_steps,
+        median_steps=median_steps(median_ms, 1000 * step / rate),
     )
     times = runner.call_ms
     audio_s = runner.samples_in / rate

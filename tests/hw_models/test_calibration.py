@@ -1,5 +1,6 @@
 """Calibration for real (tiny teacher, one pass), the remote kit in a bare process, import, refit."""
 
+import dataclasses
 import json
 import subprocess
 import sys
@@ -18,7 +19,9 @@ from paretone.hw_models import (
     calibrate,
     calibration_kernels,
     export_model,
+    group_of,
     import_results,
+    probe_speed,
     profile_path,
     random_models,
     validate,
@@ -108,9 +111,27 @@ def test_refit_with_whole_model_measurements_moves_predictions(profile_dir, teac
     assert after == pytest.approx(3 * before, rel=0.25)
 
 
+def test_calibration_records_a_speed_probe_with_a_sentinel_per_group(profile_dir):
+    profile = DeviceProfile.load(profile_path(profile_dir, "here"))
+    groups = {group_of(m.kernel) for m in profile.kernels.values()}
+    assert [s.group for s in profile.probe] == sorted(groups)  # one each, the second run added none
+    probe = probe_speed(profile, profile_dir / "here")
+    assert set(probe.factors) == groups and all(0.3 < f < 3 for f in probe.factors.values())
+    assert probe.seconds < 10  # a few passes of a few runs per sentinel
+    # A device twice as slow as when calibrated: simulated by halving the recorded reference times.
+    profile.probe = [dataclasses.replace(s, latency_ms=s.latency_ms / 2) for s in profile.probe]
+    assert probe_speed(profile, profile_dir / "here").overall == pytest.approx(2 * probe.overall, rel=0.5)
+
+
 def test_validation_reports_errors_and_proxies(profile_dir, teacher):
     profile = DeviceProfile.load(profile_path(profile_dir, "here"))
-    report = validate(profile, teacher, models=3, passes=1, memory=False, drift_models=2)
+    report = validate(
+        profile, teacher, models=3, passes=1, memory=False, drift_models=2, probe_dir=profile_dir / "here"
+    )
+    assert report.latency_speed_corrected is not None and set(report.speed["factors"]) == {
+        s.group for s in profile.probe
+    }
+    assert report.within_interval is not None and 0 <= report.within_interval <= 1
     assert report.coverage == 1.0 and len(report.rows) == 3
     # two calibration models re-timed beside them: the machine's drift, and the refit figures
     assert report.drift is not None and 0.2 < report.drift < 5 and report.latency_after_refit is not None

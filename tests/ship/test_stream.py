@@ -17,6 +17,7 @@ from paretone.audio import Event, FrontEndConfig
 from paretone.models import LSTM_FAMILY, build_model, export_onnx, export_stream
 from paretone.runtime import ModelMetadata, stamp_metadata
 from paretone.ship import detect_events, event_scores
+from paretone.ship._events import MEDIAN_MS, median_steps
 from tests.helpers import run_cli
 
 LABELS = tuple(str(d) for d in range(10))
@@ -30,6 +31,12 @@ def test_events_are_runs_of_decisions_without_one_step_flickers():
     ends = (np.arange(20) + 1) * 80
     events = detect_events(active, ends, step_samples=80, sample_rate=8000, labels=("a", "b"), median_steps=3)
     assert events == [Event(0.04, 0.1, "a"), Event(0.15, 0.2, "b")]
+
+
+def test_the_median_filter_spans_a_quarter_second_whatever_the_step():
+    assert median_steps(MEDIAN_MS, 10.0) == 25  # a stream's 10 ms frames
+    assert median_steps(MEDIAN_MS, 40.0) == 7  # odd, so the filter is centred
+    assert median_steps(MEDIAN_MS, 500.0) == 1  # a sliding window's steps: no filter
 
 
 def test_event_and_segment_f1_follow_the_dcase_collars():

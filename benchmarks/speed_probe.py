@@ -1,0 +1,164 @@
+"""Latency predictions when the device changes speed: raw, speed-corrected by the probe, and refit.
+
+    python benchmarks/speed_probe.py            # 16 fitting models, 40 held-out, campaigns 10 min apart
+    python benchmarks/speed_probe.py --quick    # 6 fitting models, 12 held-out, 1 min apart (< 10 min)
+
+1. Calibrates a fresh device profile for the default AST teacher (`paretone calibrate`: kernels,
+   fitting models, and the speed probe's reference times).
+2. The probe's own cost and its run-to-run spread: probed 5 times back to back.
+3. Two validation campaigns against the same profile, the second started at least --gap-minutes
+   after the first started: "quiet" as the machine is, and "load" with a bounded background process
+   (numpy matrix products, one thread) on the other core, started and stopped here, to change the
+   speed state. Each campaign (`paretone calibrate --validate`) measures the same held-out
+   compressed models (interleaved passes, 1 thread), probes just before and just after, and
+   re-measures 8 calibration models for the refit figures.
+Writes JSON to --out and prints one table per campaign.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+from rich.console import Console
+from rich.table import Table
+
+from paretone._io import write_json
+from paretone._version import __version__
+from paretone.hw_models import DeviceProfile, ErrorStats, calibrate, probe_speed, validate
+from paretone.models import ASTConfig, build_model
+
+LOAD = """
+import time, numpy as np
+a = np.random.default_rng(0).standard_normal((384, 384)).astype(np.float32)
+end = time.time() + float(__import__("sys").argv[1])
+while time.time() < end:
+    a = np.tanh(a @ a.T / 384.0)
+"""
+
+
+def _stats(s: ErrorStats | None) -> dict[str, float] | None:
+    return None if s is None else {k: round(v, 4) for k, v in vars(s).items()}
+
+
+def _campaign(profile: DeviceProfile, folder: Path, teacher: Any, held_out: int, passes: int) -> dict:
+    report = validate(profile, teacher, models=held_out, passes=passes, memory=False, probe_dir=folder)
+    return {
+        "held_out_models": report.models,
+        "seconds": round(report.seconds, 1),
+        "drift": report.drift,
+        "speed_factors": report.speed["factors"] if report.speed else None,
+        "probe_seconds": report.speed["seconds"] if report.speed else None,
+        "raw": _stats(report.latency),
+        "speed_corrected": _stats(report.latency_speed_corrected),
+        "refit": _stats(report.latency_after_refit),
+        "within_interval": report.within_interval,
+        "raw_within_10pct": report.latency.within_10pct,
+        "speed_corrected_within_10pct": (
+            None if report.latency_speed_corrected is None else report.latency_speed_corrected.within_10pct
+        ),
+        "refit_within_10pct": (
+            None if report.latency_after_refit is None else report.latency_after_refit.within_10pct
+        ),
+        "rows": report.rows,
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--gap-minutes", type=float, default=None, help="default: 10 (quick: 1)")
+    parser.add_argument("--out", type=Path, default=None)
+    args = parser.parse_args(argv)
+    name = "speed-probe-quick.json" if args.quick else "speed-probe.json"
+    out = args.out or Path("benchmarks/results") / name
+    gap_s = 60 * (args.gap_minutes if args.gap_minutes is not None else (1 if args.quick else 10))
+    fit_models, held_out, passes = (6, 12, 3) if args.quick else (16, 40, 5)
+    torch.manual_seed(0)
+    console = Console(width=150)
+    teacher = build_model(ASTConfig.uniform(num_classes=10)).eval()
+    started = time.perf_counter()
+
+    with tempfile.TemporaryDirectory() as tmp:
+        summary = calibrate(
+            device="bench", profile_dir=tmp, teacher=teacher, models=fit_models, passes=passes
+        )
+        profile = DeviceProfile.load(summary.profile)
+        folder = summary.profile.parent
+        console.print(f"calibrated: {len(profile.kernels)} kernels, {len(profile.probe)} sentinels")
+
+        probes = [probe_speed(profile, folder) for _ in range(5)]
+        overall = [p.overall for p in probes]
+        probe = {
+            "sentinels": [s.group for s in profile.probe],
+            "seconds_median": statistics.median(p.seconds for p in probes),
+            "overall_factor_runs": overall,
+            "overall_factor_spread": (max(overall) - min(overall)) / statistics.median(overall),
+            "per_group_spread_median": statistics.median(
+                statistics.median(p.spread.values()) for p in probes
+            ),
+        }
+
+        first_started = time.perf_counter()
+        campaigns = {"quiet": _campaign(profile, folder, teacher, held_out, passes)}
+        wait = gap_s - (time.perf_counter() - first_started)
+        if wait > 0:
+            console.print(f"waiting {wait:.0f} s before the second campaign")
+            time.sleep(wait)
+        bound_s = 3600  # the load never outlives a crashed benchmark by more than this
+        load = subprocess.Popen(
+            [sys.executable, "-c", LOAD, str(bound_s)],
+            env={**os.environ, "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"},
+        )
+        try:
+            time.sleep(2)
+            campaigns["load"] = _campaign(profile, folder, teacher, held_out, passes)
+        finally:
+            load.kill()
+            load.wait()
+
+    result = {
+        "paretone_version": __version__,
+        "quick": args.quick,
+        "device": profile.fingerprint,
+        "seconds": round(time.perf_counter() - started, 1),
+        "calibration": {"kernels": len(profile.kernels), "whole_models": len(profile.models),
+                        "seconds": round(summary.seconds, 1), "passes": passes},
+        "gap_seconds": gap_s,
+        "probe": probe,
+        "campaigns": campaigns,
+        "speed_corrected_within_10pct": {k: c["speed_corrected_within_10pct"] for k, c in campaigns.items()},
+        "raw_within_10pct": {k: c["raw_within_10pct"] for k, c in campaigns.items()},
+        "refit_within_10pct": {k: c["refit_within_10pct"] for k, c in campaigns.items()},
+    }  # fmt: skip
+    write_json(out, result)
+
+    for name, c in campaigns.items():
+        table = Table(title=f"{name}: {c['held_out_models']} held-out students, drift {c['drift']:.2f}x")
+        for column in ("prediction", "within 5%", "within 10%", "RMSPE", "worst"):
+            table.add_column(column, justify="right")
+        for label in ("raw", "speed_corrected", "refit"):
+            s = c[label]
+            if s is not None:
+                table.add_row(
+                    label, f"{s['within_5pct']:.0%}", f"{s['within_10pct']:.0%}", f"{s['rmspe_pct']:.1f}%",
+                    f"{s['worst_pct']:+.1f}%",
+                )  # fmt: skip
+        console.print(table)
+    console.print(
+        f"probe: {len(probe['sentinels'])} sentinels in {probe['seconds_median']:.2f} s, overall factor "
+        f"spread {probe['overall_factor_spread']:.1%} over 5 runs; wrote {out} ({result['seconds']:.0f} s)"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
