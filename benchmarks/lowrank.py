@@ -10,7 +10,7 @@
    thread, interleaved passes beside the fp32 teacher), file bytes.
 2. The rank staircase: one factorised feed-forward layer (192 -> r -> 384) timed at every rank
    that is a multiple of 8, beside the device profile's prediction and the unfactorised layer.
-3. A search at 25% of the teacher's latency with factorisation in the space: how many front
+3. A search at 50% of the teacher's latency with factorisation in the space: how many front
    members use it, and at which latencies.
 The teachers come from benchmarks/teacher.py's runs (runs/bench-teacher; trained if absent). Writes
 JSON to --out (default benchmarks/results/lowrank.json) and prints tables.
@@ -220,7 +220,7 @@ def _search(teacher_dir: Path, profile_dir: Path, work: Path, quick: bool) -> di
         study="bench-lowrank",
         storage=f"sqlite:///{work / 'lowrank.db'}",
         trials=4 if quick else 16,
-        budget=Budget(latency_fraction=0.25),
+        budget=Budget(latency_fraction=0.5),
         workers=2,
         epochs=1 if quick else 2,
         space=SpaceConfig.from_dict(LOWRANK_SPACE),

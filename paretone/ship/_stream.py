@@ -127,6 +127,9 @@ def stream_recording(
             # recording's start say nothing about it.
             ends = ends - (meta.clip_samples - step) // 2
             probabilities, ends = probabilities[ends > 0], ends[ends > 0]
+        # the zero padding of the last chunk is not audio: no step starting in it, none ending past it
+        within = ends - step < runner.samples_in
+        probabilities, ends = probabilities[within], np.minimum(ends[within], runner.samples_in)
         if len(ends):
             emit(probabilities, ends)
 

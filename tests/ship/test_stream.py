@@ -102,6 +102,17 @@ def test_stream_mode_reports_segments_events_and_the_real_time_factor(models, ti
     first = np.array(list(segments[5]["probabilities"].values()))
     assert np.abs(np.array(list(again[5]["probabilities"].values())) - first).max() < 1e-3
 
+    # a recording that ends mid-chunk: the last chunk is zero-padded, its segment ends with the audio
+    ragged = pcm[: 2 * 8000 + 2 * 100]  # 1 s and 100 samples
+    cut = subprocess.run(
+        [sys.executable, "-m", "paretone.cli", "run-model", str(stream), "-", "--stream"],
+        input=ragged, capture_output=True, timeout=300,
+    )  # fmt: skip
+    assert cut.returncode == 0, cut.stderr
+    tail = [r for r in _lines(cut.stdout.decode()) if r["kind"] == "segment"]
+    assert len(tail) == 26 and tail[-1]["start_s"] == pytest.approx(1.0)
+    assert tail[-1]["end_s"] == pytest.approx(1.0125, abs=1e-3)  # not 1.04: the padding is not audio
+
 
 def test_a_clip_model_runs_on_sliding_windows_and_csv_is_offered(models, tiny_mixtures):
     _, clip = models
