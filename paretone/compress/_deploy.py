@@ -127,7 +127,9 @@ def export_compressed(
     with tempfile.TemporaryDirectory() as tmp:
         if chunk_samples is None:
             model = onnx.load(export_onnx(plain, Path(tmp) / "float.onnx", batch=batch))
-            feeds = [{INPUT_NAME: b.numpy().astype(np.float32)} for b in calibration.split(16)]
+            # the export's own batch size: a fixed-shape model takes exactly ``batch`` clips per run
+            feeds = [{INPUT_NAME: b.numpy().astype(np.float32)} for b in calibration.split(batch or 16)]
+            feeds = [f for f in feeds if batch is None or len(f[INPUT_NAME]) == batch]
         else:
             stream = _streaming(plain, chunk_samples)
             model = onnx.load(export_stream(stream, Path(tmp) / "float.onnx", chunk_samples=chunk_samples))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import onnx
 import pytest
 import torch
@@ -114,6 +115,16 @@ def test_int8_cnn_and_weight_only_conv(tmp_path, audio):
     got = torch.from_numpy(run_logits(path, audio.waveforms.numpy()))
     assert (got.argmax(1) == expected.argmax(1)).float().mean() >= 0.95
     make_session(path, threads=1)  # loads in a plain session too
+
+    # The fixed-shape export a phone runtime takes (batch 1) calibrates its int8 ranges clip by clip
+    # and computes what the dynamic-batch export computes.
+    fixed = tmp_path / "cnn-fixed.onnx"
+    export_compressed(student, recipe, fixed, calibration=audio.waveforms[:32], batch=1)
+    graph_input = onnx.load(fixed).graph.input[0]
+    assert [d.dim_value for d in graph_input.type.tensor_type.shape.dim] == [1, audio.waveforms.shape[1]]
+    one = audio.waveforms[:4].numpy()
+    each = np.concatenate([run_logits(fixed, clip[None]) for clip in one])
+    assert (each.argmax(1) == run_logits(path, one).argmax(1)).all()
 
 
 def test_unsupported_formats_never_fall_back_silently(tmp_path):
