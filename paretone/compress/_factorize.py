@@ -263,19 +263,39 @@ class Factorize(Operator):
         teacher: Any = None,
         chunk_samples: int | None = None,
     ) -> set[Kernel]:
-        """The factor pair of every linear shape pruning can leave, at each searched rank fraction."""
+        """The factor pair of every linear shape pruning can leave, at each searched rank fraction.
+
+        Below the sweep's widths 8 and 16 lie pruned widths (heads x per-head channels) a factor can
+        take although the swept width itself is too narrow to factorise: for those the narrowest
+        factorisable width is measured too, so every proposed factor lies inside the measured range
+        its regressor needs."""
         fractions = sorted({f for p in params for f in p.choices if f < 1.0})
-        extra = set()
+        extra: set[Kernel] = set()
         for kernel in kernels:
             if kernel.kind not in FACTORABLE_KERNELS:
                 continue
-            placed = LayerKernel(kernel, "layer")
             for fraction in fractions:
-                try:
-                    extra |= {p.kernel for p in cls({"layer": fraction}).kernels([placed])}
-                except ConfigError:
-                    continue  # a rank that saves nothing here: the space cannot propose it
+                pair = cls._pair(kernel, fraction)
+                if pair is not None:
+                    extra |= pair
+                    continue
+                for side in ("in", "out"):  # the narrowest wider shape that factorises
+                    width = dict(kernel.shape)[side]
+                    for wider in range(width + 1, 2 * width + TILE + 1):
+                        shape = tuple((n, wider if n == side else v) for n, v in kernel.shape)
+                        pair = cls._pair(replace(kernel, shape=shape), fraction)
+                        if pair is not None:
+                            extra |= pair
+                            break
         return extra
+
+    @classmethod
+    def _pair(cls, kernel: Kernel, fraction: float) -> set[Kernel] | None:
+        """The two kernels ``kernel`` factorises into at ``fraction``; None if that saves nothing."""
+        try:
+            return {p.kernel for p in cls({"layer": fraction}).kernels([LayerKernel(kernel, "layer")])}
+        except ConfigError:
+            return None
 
 
 register_operator(Factorize)

@@ -31,7 +31,7 @@ def calibration_kernels(
 ) -> list[Kernel]:
     """Kernels to measure so that every student of ``teacher`` is covered: every shape pruning
     leaves, at every front-end choice, in every runtime format its layer offers, plus the shapes
-    the ``operators`` searched (operator key -> its search parameters) add at the teacher's hop;
+    the ``operators`` searched (operator key -> its search parameters) add at every hop;
     with ``chunk_samples``, also every shape one call of a streaming student takes on such chunks."""
     implementations, hops = front_end_options(teacher.front_end)
     family = family_of(teacher)
@@ -44,7 +44,9 @@ def calibration_kernels(
             if chunk_samples and family.can_stream and chunk_samples % hop == 0:
                 chunk = dataclasses.replace(front_end, clip_samples=chunk_samples)
                 floats |= family.calibration_kernels(dataclasses.replace(teacher, front_end=chunk))
-            if hop == teacher.front_end.hop_length and implementation == teacher.front_end.implementation:
+            # operators' own shapes at every hop (their token counts), once per hop: the front-end's
+            # implementation does not change the layers after it
+            if implementation == teacher.front_end.implementation:
                 for key, params in (operators or {}).items():
                     sweep = OPERATORS[key].sweep
                     floats |= sweep(variant, params, teacher=teacher, chunk_samples=chunk_samples)
