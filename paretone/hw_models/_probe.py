@@ -68,9 +68,6 @@ class SpeedProbe:
     def factor(self, kernel: Kernel) -> float:
         return self.factors.get(group_of(kernel), self.overall)
 
-    def covers(self, kernel: Kernel) -> bool:
-        return group_of(kernel) in self.factors
-
 
 def choose_sentinels(profile: DeviceProfile) -> list[Kernel]:
     """One measured kernel per group: the one whose own time is nearest ``SENTINEL_MS``."""

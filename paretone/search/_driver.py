@@ -21,7 +21,7 @@ from optuna.trial import FrozenTrial, Trial, TrialState
 
 from paretone.errors import ConfigError
 from paretone.evaluators import resolve_splits
-from paretone.hw_models import LatencyModel, MemoryModel, SpeedProbe
+from paretone.hw_models import LatencyModel, MemoryModel
 from paretone.search._attrs import (
     Objectives,
     StudyInfo,
@@ -157,7 +157,6 @@ class SearchSummary:
     seconds: float
 
 
-PROBE_EVERY_S = 300.0  # the device's speed states last minutes
 Status = Callable[[SearchProgress], None]
 
 
@@ -192,13 +191,9 @@ class Driver:
         memory: MemoryModel,
         device: str,
         status: Status | None = None,
-        probe: Callable[[], SpeedProbe] | None = None,
     ) -> None:
-        """``probe``: takes a speed probe of the device (``hw_models.probe_speed``); the search
-        probes at the start and every ``PROBE_EVERY_S`` before screening, and predicts with it."""
         self.settings, self.device = settings, device
         self.status = status or (lambda _: None)
-        self._probe, self._probed_at = probe, time.monotonic()
         self._warm_starts_done = False
         loaded, _ = resolve_splits(settings.teacher, data=settings.data, split=settings.split)  # no audio
         self.task = task_named(loaded.task)
@@ -211,7 +206,6 @@ class Driver:
             memory=memory,
             device=device,
             chunk_samples=self.chunk_samples,
-            speed=probe() if probe else None,
         )
         self.budget = settings.budget.resolve(self.costs.teacher_latency_ms)
         self.costs.check_reachable(self.space, self.budget)
@@ -296,15 +290,8 @@ class Driver:
 
     # -- one candidate -----------------------------------------------------------------------
 
-    def _refresh_speed(self) -> None:
-        """Probe the device again when the last probe is older than ``PROBE_EVERY_S``."""
-        if self._probe is None or time.monotonic() - self._probed_at < PROBE_EVERY_S:
-            return
-        self.costs.speed, self._probed_at = self._probe(), time.monotonic()  # in each trial's attrs
-
     def _launch(self, worker: Any) -> _Running | None:
         """Ask, predict, and either fine-tune on ``worker`` or tell at once as infeasible."""
-        self._refresh_speed()
         trial = self.study.ask(self.space.distributions())
         recipe = self.space.recipe(trial.params)
         try:

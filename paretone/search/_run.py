@@ -19,11 +19,9 @@ from paretone.hw_models import (
     calibrate,
     calibration_kernels,
     is_outdated,
-    probe_speed,
     profile_path,
 )
 from paretone.models import load_model
-from paretone.runtime import fingerprint
 from paretone.search._attrs import StudyInfo
 from paretone.search._budget import ResolvedBudget
 from paretone.search._driver import Driver, SearchSettings, SearchSummary, Status, check_resumable
@@ -99,14 +97,6 @@ def precheck(settings: SearchSettings) -> None:
     check_resumable(study, ours, settings)
 
 
-def _is_this_machine(profile: DeviceProfile) -> bool:
-    try:
-        profile.check_same_device(fingerprint(profile.threads), "this machine")
-    except ConfigError:
-        return False
-    return True
-
-
 def run_search(
     settings: SearchSettings,
     *,
@@ -117,16 +107,9 @@ def run_search(
 ) -> SearchSummary:
     precheck(settings)
     profile = ensure_profile(settings, device=device, profile_dir=profile_dir, progress=calibration_progress)
-    folder = profile_path(profile_dir, device).parent
-    # Probing is only meaningful on the profiled device itself: a search for another device (its
-    # kit imported) predicts at its calibrated speed.
-    probe = (lambda: probe_speed(profile, folder)) if profile.probe and _is_this_machine(profile) else None
+    # Predictions stay at the calibrated speed: benchmarks/speed_probe.py found the speed probe
+    # unreliable on a shared machine (README, Hardware models), so the search does not use it yet.
     driver = Driver(
-        settings,
-        latency=LatencyModel(profile),
-        memory=MemoryModel(profile),
-        device=device,
-        status=status,
-        probe=probe,
+        settings, latency=LatencyModel(profile), memory=MemoryModel(profile), device=device, status=status
     )
     return driver.run()

@@ -61,7 +61,7 @@ def test_a_profile_without_a_probe_says_how_to_record_one(setting, tmp_path):
         probe_speed(profile, tmp_path)
 
 
-def test_the_search_screens_with_the_speed_now_and_records_it(setting):
+def test_the_cost_model_predicts_at_the_speed_it_is_given_and_records_it(setting):
     from paretone.compress import Recipe
     from paretone.hw_models import MemoryModel
     from paretone.search._costs import CostModel

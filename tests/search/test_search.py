@@ -55,6 +55,10 @@ def test_search_fine_tunes_feasible_and_tells_infeasible_cheaply(teacher, profil
         assert t.user_attrs["predicted"]["latency_ms"] == driver.costs.latency.predict(kernels).latency_ms
         over = t.constraints["latency_ms"] > 0
         assert t.values[1] == t.user_attrs["predicted"]["latency_ms"]
+        low, high = t.user_attrs["predicted"]["latency_interval_ms"]  # 95%, from the profile's residuals
+        assert low <= t.values[1] <= high
+        straddles = low <= driver.budget.latency_ms < high
+        assert t.user_attrs["predicted"]["straddles_budget"] is straddles
         assert t.user_attrs["fine_tuned"] is (not over)
         folder = tmp_path / "runs" / "s" / "trials" / f"{t.number:05d}"
         assert (folder / "weights.safetensors").is_file() is (not over)
