@@ -72,6 +72,16 @@ def _lines(stdout: str) -> list[dict]:
     return [json.loads(line) for line in stdout.splitlines() if line.startswith("{")]
 
 
+def _piped_segments(model, pcm: bytes) -> list[dict]:
+    """`run-model MODEL - --stream` fed ``pcm`` (16-bit mono) on stdin: its segment records."""
+    piped = subprocess.run(
+        [sys.executable, "-m", "paretone.cli", "run-model", str(model), "-", "--stream"],
+        input=pcm, capture_output=True, timeout=300,
+    )  # fmt: skip
+    assert piped.returncode == 0, piped.stderr
+    return [r for r in _lines(piped.stdout.decode()) if r["kind"] == "segment"]
+
+
 def test_stream_mode_reports_segments_events_and_the_real_time_factor(models, tiny_mixtures):
     stream, _ = models
     recording = next((tiny_mixtures / "long").glob("*.wav"))
@@ -92,24 +102,13 @@ def test_stream_mode_reports_segments_events_and_the_real_time_factor(models, ti
 
     # the same audio as raw 16-bit PCM on stdin gives the same segments
     pcm = (soundfile.read(str(recording), dtype="int16")[0]).tobytes()
-    piped = subprocess.run(
-        [sys.executable, "-m", "paretone.cli", "run-model", str(stream), "-", "--stream"],
-        input=pcm, capture_output=True, timeout=300,
-    )  # fmt: skip
-    assert piped.returncode == 0, piped.stderr
-    again = [r for r in _lines(piped.stdout.decode()) if r["kind"] == "segment"]
+    again = _piped_segments(stream, pcm)
     assert len(again) == len(segments)
     first = np.array(list(segments[5]["probabilities"].values()))
     assert np.abs(np.array(list(again[5]["probabilities"].values())) - first).max() < 1e-3
 
     # a recording that ends mid-chunk: the last chunk is zero-padded, its segment ends with the audio
-    ragged = pcm[: 2 * 8000 + 2 * 100]  # 1 s and 100 samples
-    cut = subprocess.run(
-        [sys.executable, "-m", "paretone.cli", "run-model", str(stream), "-", "--stream"],
-        input=ragged, capture_output=True, timeout=300,
-    )  # fmt: skip
-    assert cut.returncode == 0, cut.stderr
-    tail = [r for r in _lines(cut.stdout.decode()) if r["kind"] == "segment"]
+    tail = _piped_segments(stream, pcm[: 2 * 8000 + 2 * 100])  # 1 s and 100 samples
     assert len(tail) == 26 and tail[-1]["start_s"] == pytest.approx(1.0)
     assert tail[-1]["end_s"] == pytest.approx(1.0125, abs=1e-3)  # not 1.04: the padding is not audio
 
