@@ -147,8 +147,12 @@ def _free_port() -> int:
 
 
 @pytest.mark.skipif(shutil.which("ray") is None, reason="the ray CLI is not installed")
-def test_search_runs_on_an_existing_two_node_ray_cluster(teacher, profile, tmp_path):
+def test_search_runs_on_an_existing_two_node_ray_cluster(teacher, profile, tmp_path, monkeypatch):
     _, profiles = profile
+    # Ray 2.60 turns token authentication on for a head reachable beyond loopback, and a joining
+    # node must then be in the same mode: every process of this cluster is told so (the token is
+    # the one Ray keeps in ~/.ray/auth_token), as an operator's cluster would be configured.
+    monkeypatch.setenv("RAY_AUTH_MODE", "token")
     port = _free_port()
     env_args = ("--num-cpus", "1", "--disable-usage-stats")
     head_args = [
