@@ -328,10 +328,12 @@ def _table(title: str, rows: list[tuple[str, ...]], header: tuple[str, ...], con
     console.print(table)
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+def parse_scaled(
+    argv: list[str] | None, doc: str, benchmark: str
+) -> tuple[argparse.Namespace, Scale, Path, Path]:
+    """The arguments of a benchmark on the mixtures: (args, scale, work folder, JSON path). The work
+    folder (mixtures, teachers) is aed.py's for the scale, so other benchmarks reuse what it made."""
+    parser = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="--scale quick")
     parser.add_argument("--scale", choices=sorted(SCALES), default="full")
     parser.add_argument("--data", type=Path, default=None, help="FSDD folder (default: ../shared/data/fsdd)")
@@ -341,11 +343,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args(argv)
     scale = SCALES["quick" if args.quick else args.scale]
-    quick = scale.name == "quick"
     suffix = "" if scale.name == "full" else f"-{scale.name}"
     work = args.work or Path("runs") / f"bench-aed{suffix}"
     work.mkdir(parents=True, exist_ok=True)
-    out = args.out or Path("benchmarks/results") / f"aed{suffix}.json"
+    return args, scale, work, args.out or Path("benchmarks/results") / f"{benchmark}{suffix}.json"
+
+
+def main(argv: list[str] | None = None) -> int:
+    args, scale, work, out = parse_scaled(argv, __doc__, "aed")
+    quick = scale.name == "quick"
     console = Console()
     started = time.perf_counter()
     torch.set_num_threads(2)

@@ -22,7 +22,6 @@ Writes JSON to --out (default benchmarks/results/streaming[-quick].json) and pri
 
 from __future__ import annotations
 
-import argparse
 import random
 import statistics
 import sys
@@ -33,7 +32,7 @@ from typing import Any
 
 import numpy as np
 import torch
-from aed import SCALES, Scale, _mixtures, _table, _teacher
+from aed import Scale, _mixtures, _table, _teacher, parse_scaled
 from rich.console import Console
 
 from paretone._io import write_json
@@ -181,21 +180,8 @@ def _per_chunk(
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument("--quick", action="store_true", help="--scale quick")
-    parser.add_argument("--scale", choices=sorted(SCALES), default="full")
-    parser.add_argument("--data", type=Path, default=None, help="FSDD folder (default: ../shared/data/fsdd)")
-    parser.add_argument("--work", type=Path, default=None, help="working folder (default: aed.py's)")
-    parser.add_argument("--out", type=Path, default=None)
-    args = parser.parse_args(argv)
-    scale = SCALES["quick" if args.quick else args.scale]
+    args, scale, work, out = parse_scaled(argv, __doc__, "streaming")
     quick = scale.name == "quick"
-    suffix = "" if scale.name == "full" else f"-{scale.name}"
-    work = args.work or Path("runs") / f"bench-aed{suffix}"
-    work.mkdir(parents=True, exist_ok=True)
-    out = args.out or Path("benchmarks/results") / f"streaming{suffix}.json"
     console = Console()
     started = time.perf_counter()
     torch.set_num_threads(2)

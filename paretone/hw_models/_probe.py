@@ -49,7 +49,6 @@ class SpeedProbe:
     factors: dict[str, float]
     spread: dict[str, float]
     seconds: float  # what probing cost
-    taken_at: float  # time.time() when it was taken
 
     @property
     def overall(self) -> float:
@@ -62,7 +61,6 @@ class SpeedProbe:
             factors={g: math.sqrt(f * other.factors.get(g, f)) for g, f in self.factors.items()},
             spread={g: max(v, other.spread.get(g, v)) for g, v in self.spread.items()},
             seconds=self.seconds + other.seconds,
-            taken_at=other.taken_at,
         )
 
     def factor(self, kernel: Kernel) -> float:
@@ -128,5 +126,4 @@ def probe_speed(profile: DeviceProfile, folder: str | os.PathLike[str]) -> Speed
         factors={s.group: now / s.latency_ms for s, now in zip(profile.probe, times, strict=True)},
         spread={s.group: value for s, value in zip(profile.probe, spread, strict=True)},
         seconds=seconds,
-        taken_at=time.time(),
     )

@@ -36,6 +36,7 @@ def calibration_kernels(
     implementations, hops = front_end_options(teacher.front_end)
     family = family_of(teacher)
     floats: set[Kernel] = set()
+    every_hop: set[Kernel] = set()  # the teacher's implementation at each hop (its token counts)
     for implementation in implementations:
         for hop in hops:
             front_end = dataclasses.replace(teacher.front_end, implementation=implementation, hop_length=hop)
@@ -44,12 +45,10 @@ def calibration_kernels(
             if chunk_samples and family.can_stream and chunk_samples % hop == 0:
                 chunk = dataclasses.replace(front_end, clip_samples=chunk_samples)
                 floats |= family.calibration_kernels(dataclasses.replace(teacher, front_end=chunk))
-            # operators' own shapes at every hop (their token counts), once per hop: the front-end's
-            # implementation does not change the layers after it
-            if implementation == teacher.front_end.implementation:
-                for key, params in (operators or {}).items():
-                    sweep = OPERATORS[key].sweep
-                    floats |= sweep(variant, params, teacher=teacher, chunk_samples=chunk_samples)
+            if implementation == teacher.front_end.implementation:  # it does not change later layers
+                every_hop |= variant
+    for key, params in (operators or {}).items():  # operators' own shapes, once over every hop's
+        floats |= OPERATORS[key].sweep(every_hop, params, teacher=teacher, chunk_samples=chunk_samples)
     kernels = set(floats)
     for kernel in floats:
         if kernel.layer_kind is not None:

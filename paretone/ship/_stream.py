@@ -100,9 +100,10 @@ def stream_recording(
         runner = Windower(session, window_samples=meta.clip_samples, hop_samples=hop)
         mode, step, delay, per_segment = "windows", hop, meta.clip_samples, 1
     all_probabilities, all_ends = [], []
-    reported = [0]  # the sample the last segment ended at: the next one starts there
+    reported = 0  # the sample the last segment ended at: the next one starts there
 
     def emit(probabilities: np.ndarray, ends: np.ndarray) -> None:
+        nonlocal reported
         all_probabilities.append(probabilities)
         all_ends.append(ends)
         if on_segment is None:
@@ -111,7 +112,7 @@ def stream_recording(
             highest = probabilities[i : i + per_segment].max(0)
             end = int(ends[min(i + per_segment, len(ends)) - 1])
             scores = {label: round(float(p), 4) for label, p in zip(meta.labels, highest, strict=True)}
-            start, reported[0] = reported[0], end
+            start, reported = reported, end
             on_segment(
                 {"start_s": round(start / rate, 3), "end_s": round(end / rate, 3), "probabilities": scores}
             )

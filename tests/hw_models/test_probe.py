@@ -20,7 +20,7 @@ def setting(tmp_path_factory):
 
 def _probe(profile, factor_of, spread=0.0) -> SpeedProbe:
     groups = {group_of(m.kernel) for m in profile.kernels.values()}
-    return SpeedProbe({g: factor_of(g) for g in groups}, {g: spread for g in groups}, 0.1, 0.0)
+    return SpeedProbe({g: factor_of(g) for g in groups}, {g: spread for g in groups}, 0.1)
 
 
 def test_a_uniformly_slower_device_scales_the_whole_prediction(setting):
