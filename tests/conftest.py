@@ -13,6 +13,20 @@ import pytest
 from tests.helpers import FSDD, run_cli, synthetic_profile
 
 
+@pytest.fixture(scope="module")
+def local_ray():
+    """One local Ray for a module's in-process searches: a driver joins a Ray that is running and
+    leaves it running (as it would a cluster), and starting one costs 7-10 s here."""
+    import os
+
+    import ray
+
+    cpus = max(2, os.cpu_count() or 1)
+    ray.init(address="local", num_cpus=cpus, include_dashboard=False, log_to_driver=False)
+    yield
+    ray.shutdown()
+
+
 @pytest.fixture(scope="session")
 def fsdd() -> Path:
     """The real FSDD folder beside the checkout."""

@@ -92,8 +92,9 @@ def start_ray(address: str | None, workers: int) -> bool:
     if address:
         ray.init(address=address, **options)
     else:
+        # "local": a Ray of its own, even where `ray start` left a cluster (or its stale address)
         cpus = max(workers * TRIAL_CPUS, os.cpu_count() or 1)
-        ray.init(num_cpus=cpus, **options)
+        ray.init(address="local", num_cpus=cpus, **options)
     return True
 
 

@@ -82,3 +82,19 @@ def test_pruned_hidden_units_leave_a_smaller_lstm_of_the_same_kind():
     student = apply(Recipe.of(Prune(channels={"rnn.0.hidden": 0.5})), teacher)
     assert student.config.hidden == (16, 16)
     assert student.rnn[0].hidden_size == 16 and student.rnn[1].input_size == 16
+
+
+def test_exports_reusing_one_torchlib_registry_write_the_file_a_fresh_registry_writes(tmp_path, monkeypatch):
+    """The registry is copied per export, so the custom LSTM translation of one export neither
+    leaks into nor is lost from the next."""
+    from torch.onnx._internal.exporter._registration import ONNXRegistry
+
+    import paretone.models._onnx as onnx_export
+
+    model = _lstm().eval()
+    first, again = (export_onnx(model, tmp_path / f"{n}.onnx").read_bytes() for n in ("a", "b"))
+    monkeypatch.setattr(ONNXRegistry, "from_torchlib", ONNXRegistry.from_torchlib.__wrapped__)
+    monkeypatch.setattr(onnx_export, "_reuse_torchlib_registry", lambda: None)
+    fresh = export_onnx(model, tmp_path / "fresh.onnx").read_bytes()
+    assert first == again == fresh
+    assert [n.op_type for n in onnx.load(str(tmp_path / "a.onnx")).graph.node].count("LSTM") == 2

@@ -168,7 +168,7 @@ def _driver(teacher: Path, profiles: Path, tmp_path: Path, **overrides) -> Drive
 
 
 def test_a_killed_ray_worker_fails_its_trial_with_the_reason_and_it_is_retried(
-    tiny_teacher, profiles, tmp_path
+    tiny_teacher, profiles, tmp_path, local_ray
 ):
     driver = _driver(tiny_teacher, profiles, tmp_path, trials=2)
     stop, killed = threading.Event(), []
@@ -195,7 +195,9 @@ def test_a_killed_ray_worker_fails_its_trial_with_the_reason_and_it_is_retried(
     assert summary.fine_tuned == 2 and _finished(trials) == 2
 
 
-def test_nan_losses_fail_their_trials_with_the_reason_and_the_study_ends(tiny_teacher, profiles, tmp_path):
+def test_nan_losses_fail_their_trials_with_the_reason_and_the_study_ends(
+    tiny_teacher, profiles, tmp_path, local_ray
+):
     teacher = tmp_path / "teacher"
     shutil.copytree(tiny_teacher, teacher)
     # a corrupted teacher-logits cache (NaN): distillation loss is NaN from the first batch
@@ -320,7 +322,9 @@ def test_a_kill_at_any_moment_leaves_the_old_or_the_new_file_never_a_torn_one(tm
     assert len(set(generations)) > 1  # the file really was being rewritten when killed
 
 
-def test_a_worker_over_its_memory_cap_fails_its_trial_with_the_reason(tiny_teacher, profiles, tmp_path):
+def test_a_worker_over_its_memory_cap_fails_its_trial_with_the_reason(
+    tiny_teacher, profiles, tmp_path, local_ray
+):
     # 200 MB: far below what a worker holding torch, the teacher and the decoded audio resides in
     driver = _driver(tiny_teacher, profiles, tmp_path, study="m", trials=2, worker_memory_mb=200)
     summary = driver.run()

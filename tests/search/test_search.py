@@ -9,9 +9,6 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import shutil
-import socket
-import subprocess
 import time
 
 import optuna
@@ -43,7 +40,9 @@ def _trials(storage: str, study: str) -> list[optuna.trial.FrozenTrial]:
     return optuna.load_study(study_name=study, storage=make_storage(storage)).get_trials()
 
 
-def test_search_fine_tunes_feasible_and_tells_infeasible_cheaply(teacher, profile, tmp_path, monkeypatch):
+def test_search_fine_tunes_feasible_and_tells_infeasible_cheaply(
+    teacher, profile, tmp_path, monkeypatch, local_ray
+):
     driver = _driver(teacher, profile, tmp_path, trials=6, budget=Budget(latency_fraction=0.7))
     summary = driver.run()
     trials = _trials(driver.settings.storage, "s")
@@ -77,7 +76,9 @@ def test_search_fine_tunes_feasible_and_tells_infeasible_cheaply(teacher, profil
     assert all((c.student / "weights.safetensors").is_file() for c in pool) and len(pool) == 6
 
 
-def test_resume_continues_to_the_requested_count_and_retries_stale_trials_once(teacher, profile, tmp_path):
+def test_resume_continues_to_the_requested_count_and_retries_stale_trials_once(
+    teacher, profile, tmp_path, local_ray
+):
     storage = f"sqlite:///{tmp_path / 'resume.db'}"
     first = _driver(teacher, profile, tmp_path, study="r", storage=storage, trials=2)
     first.run()
@@ -99,7 +100,7 @@ def test_resume_continues_to_the_requested_count_and_retries_stale_trials_once(t
     assert resumed.finished() == 4 and len(tuned) == 4
 
 
-def test_journal_storage_and_trial_errors_fail_with_a_reason(teacher, profile, tmp_path):
+def test_journal_storage_and_trial_errors_fail_with_a_reason(teacher, profile, tmp_path, local_ray):
     storage = f"journal:{tmp_path / 'study.log'}"
     driver = _driver(
         teacher, profile, tmp_path, study="j", storage=storage, trials=2, budget=Budget(latency_fraction=1.0)
@@ -140,58 +141,7 @@ def test_cli_refuses_bad_budgets_and_studies_in_one_line(teacher, profile, tmp_p
     assert sorted(p.name for p in tmp_path.iterdir()) == []  # nothing written, not even a database
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@pytest.mark.skipif(shutil.which("ray") is None, reason="the ray CLI is not installed")
-def test_search_runs_on_an_existing_two_node_ray_cluster(teacher, profile, tmp_path, monkeypatch):
-    _, profiles = profile
-    # Ray 2.60 turns token authentication on for a head reachable beyond loopback, and a joining
-    # node must then be in the same mode: every process of this cluster is told so (the token is
-    # the one Ray keeps in ~/.ray/auth_token), as an operator's cluster would be configured.
-    monkeypatch.setenv("RAY_AUTH_MODE", "token")
-    port = _free_port()
-    env_args = ("--num-cpus", "1", "--disable-usage-stats")
-    head_args = [
-        "--head",
-        "--node-ip-address",
-        "127.0.0.1",
-        "--port",
-        str(port),
-        "--include-dashboard",
-        "false",
-    ]
-    head = subprocess.run(
-        ["ray", "start", *head_args, *env_args], capture_output=True, text=True, timeout=180
-    )
-    try:
-        assert head.returncode == 0, head.stderr
-        worker = subprocess.run(
-            ["ray", "start", "--address", f"127.0.0.1:{port}", "--node-ip-address", "127.0.0.1", *env_args],
-            capture_output=True, text=True, timeout=180,
-        )  # fmt: skip
-        assert worker.returncode == 0, worker.stderr
-        result = run_cli(
-            "search", "--teacher", str(teacher), "--device", DEVICE, "--profile-dir", str(profiles),
-            "--study", "cluster", "--storage", f"sqlite:///{tmp_path / 'cluster.db'}", "--trials", "2",
-            "--workers", "2", "--epochs", "1", "--latency-budget-fraction", "1.0",
-            "--ray-address", f"127.0.0.1:{port}",
-            cwd=tmp_path,
-        )  # fmt: skip
-        assert result.returncode == 0, result.stderr
-        assert "study cluster: 2 fine-tuned" in result.stdout
-        status = subprocess.run(
-            ["ray", "status", "--address", f"127.0.0.1:{port}"], capture_output=True, text=True
-        )
-        assert status.stdout.count("node_") >= 2  # both nodes were up for the search
-    finally:
-        subprocess.run(["ray", "stop", "--force"], capture_output=True, timeout=120)
-
-
-def test_a_search_can_choose_a_new_recurrent_student_beside_the_pruned_teacher(teacher, tmp_path):
+def test_a_search_can_choose_a_new_recurrent_student_beside_the_pruned_teacher(teacher, tmp_path, local_ray):
     from paretone.compress import load_student
     from paretone.models import load_model
     from paretone.spaces import SearchSpace, SpaceConfig
