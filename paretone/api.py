@@ -156,11 +156,14 @@ def search(
     stale_after_s: float = 60.0,
     worker_memory_mb: float = 3072.0,
     chunk_ms: float | None = None,
+    allocate: bool = False,
     status: Any = None,
     calibration_progress: StageProgress | None = None,
+    sensitivity_progress: StageProgress | None = None,
 ) -> Any:
     """Search compressions of ``teacher`` within the budget (``space``: a ``[space]`` table);
-    ``chunk_ms``: on a stream, the latency budget is per chunk of this length (p95)."""
+    ``chunk_ms``: on a stream, the latency budget is per chunk of this length (p95);
+    ``allocate``: begin also with allocations from the teacher's measured sensitivity."""
     from paretone.search import Budget, SearchSettings, default_storage, run_search
     from paretone.spaces import SpaceConfig
 
@@ -188,6 +191,7 @@ def search(
         stale_after_s=stale_after_s,
         worker_memory_mb=worker_memory_mb,
         chunk_ms=chunk_ms,
+        allocate=allocate,
     )
     return run_search(
         settings,
@@ -195,6 +199,7 @@ def search(
         profile_dir=profile_dir,
         status=status,
         calibration_progress=calibration_progress,
+        sensitivity_progress=sensitivity_progress,
     )
 
 

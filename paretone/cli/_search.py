@@ -12,14 +12,14 @@ from paretone.api import DEFAULT_PROFILE_DIR, DEFAULT_TEACHER
 from paretone.cli._common import cli, console, progress_bar, stage_bars
 from paretone.errors import ConfigError
 
-NUMBER, WHOLE, TEXT = "a number", "a whole number", "a string"
+NUMBER, WHOLE, TEXT, FLAG = "a number", "a whole number", "a string", "true or false"
 # the [search] settings of a config file, each with the type it must have
 SEARCH_KEYS = {
     "teacher": TEXT, "data": TEXT, "split": TEXT, "study": TEXT, "trials": WHOLE,
     "latency_budget_ms": NUMBER, "latency_budget_fraction": NUMBER, "memory_budget_mb": NUMBER,
     "size_budget_mb": NUMBER, "workers": WHOLE, "storage": TEXT, "ray_address": TEXT, "sampler": TEXT,
     "seed": WHOLE, "epochs": WHOLE, "device": TEXT, "profile_dir": TEXT, "stale_after_s": NUMBER,
-    "worker_memory_mb": NUMBER, "chunk_ms": NUMBER,
+    "worker_memory_mb": NUMBER, "chunk_ms": NUMBER, "allocate": FLAG,
 }  # fmt: skip
 
 
@@ -29,6 +29,7 @@ def _typed(path: Path, key: str, value: Any) -> Any:
         NUMBER: isinstance(value, int | float) and not isinstance(value, bool),
         WHOLE: isinstance(value, int) and not isinstance(value, bool),
         TEXT: isinstance(value, str),
+        FLAG: isinstance(value, bool),
     }[expected]
     if not ok:
         raise ConfigError(f"{path}: [search] {key} must be {expected}, got {value!r}")
@@ -107,6 +108,13 @@ def read_config(path: Path) -> tuple[dict[str, Any], dict[str, Any]]:
     default=None,
     help="Streaming: latency and --latency-budget-* are per chunk of this length (p95 at pick).",
 )
+@click.option(
+    "--allocate",
+    is_flag=True,
+    default=None,
+    help="Begin also with candidates an integer program allocates from the teacher's measured "
+    "sensitivity (measured once, cached beside the teacher).",
+)
 @click.option("--resume", is_flag=True, help="Continue the study to --trials after a crash or Ctrl-C.")
 def search(config_path: Path | None, resume: bool, **flags: Any) -> None:
     """Search compressions of a teacher for the most accurate models within a latency budget."""
@@ -136,6 +144,7 @@ def search(config_path: Path | None, resume: bool, **flags: Any) -> None:
     ).resume_hint()
     with progress_bar() as progress:
         calibration = stage_bars(progress, prefix=f"calibrating {device}: ")
+        sensitivity = stage_bars(progress, prefix="measuring ")
         task = progress.add_task("trials", total=trials)
 
         def status(s: SearchProgress) -> None:
@@ -161,6 +170,7 @@ def search(config_path: Path | None, resume: bool, **flags: Any) -> None:
                 profile_dir=profile_dir,
                 status=status,
                 calibration_progress=calibration,
+                sensitivity_progress=sensitivity,
                 **merged,
             )
         except KeyboardInterrupt:
@@ -172,3 +182,10 @@ def search(config_path: Path | None, resume: bool, **flags: Any) -> None:
         f"predicted cost, {summary.failed} failed, Pareto front {summary.front}, best score within "
         f"{summary.budget.describe()}: {best}; {summary.seconds:.0f} s; results in {summary.storage}"
     )
+    if summary.front_origins:
+        origins = ", ".join(f"{count} {where}" for where, count in sorted(summary.front_origins.items()))
+        click.echo(f"front members proposed by: {origins}")
+    if summary.most_sensitive:
+        click.echo("most sensitive single changes (validation loss, no fine-tuning):")
+        for line in summary.most_sensitive:
+            click.echo(f"  {line}")

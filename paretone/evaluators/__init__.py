@@ -4,6 +4,14 @@ Plain, picklable arguments and results, so that the search can run them inside R
 """
 
 from paretone.evaluators._evaluate import STUDENT_ENTRIES, STUDENT_ONNX, claim_student_folder, evaluate
+from paretone.evaluators._sensitivity import (
+    SENSITIVITY_CLIPS,
+    Change,
+    Sensitivity,
+    SensitivityTable,
+    measure_sensitivity,
+    table_key,
+)
 from paretone.evaluators._trial import (
     TeacherContext,
     TrialEvaluator,
@@ -13,13 +21,19 @@ from paretone.evaluators._trial import (
 )
 
 __all__ = [
+    "SENSITIVITY_CLIPS",
     "STUDENT_ENTRIES",
     "STUDENT_ONNX",
+    "Change",
+    "Sensitivity",
+    "SensitivityTable",
     "TeacherContext",
     "TrialEvaluator",
     "TrialResult",
     "claim_student_folder",
     "evaluate",
     "load_context",
+    "measure_sensitivity",
     "resolve_splits",
+    "table_key",
 ]

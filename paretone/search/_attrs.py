@@ -32,7 +32,7 @@ STUDY_DEVICE = "device"
 STUDY_TEACHER_LATENCY = "teacher_predicted_latency_ms"
 STUDY_TASK = "task"
 STUDY_OBJECTIVES = "objectives"
-STUDY_WARM_STARTS = "warm_starts"  # parameter sets enqueued one at a time
+STUDY_WARM_STARTS = "warm_starts"  # [{params, origin}] enqueued one at a time (0.1: [params])
 STUDY_CHUNK = "chunk_samples"  # a streaming search: latency and budget are per chunk of this many samples
 # trial attributes
 TRIAL_RECIPE = "recipe"
@@ -47,10 +47,12 @@ TRIAL_RETRIED = "retried"
 TRIAL_RETRY_OF = "retry_of"
 TRIAL_WARM_START = "warm_start"
 TRIAL_WARM_START_INDEX = "warm_start_index"
+TRIAL_WARM_START_ORIGIN = "warm_start_origin"  # UNIFORM or ALLOCATION
 TRIAL_INVALID = "invalid"  # why a sampled point could not be built (told as infeasible)
 OLD_TRIAL_ARTIFACTS = "artifacts"  # paretone 0.1.0: a path relative to the working directory
 
 LATENCY, PEAK = "latency_ms", "peak_bytes"
+UNIFORM, ALLOCATION, SAMPLER = "uniform", "allocation", "sampler"  # where a trial's point came from
 DIRECTIONS = ("maximize", "minimize", "minimize")
 
 
@@ -131,6 +133,20 @@ def _read_path(value: str, folder: Path | None) -> Path:
 
 
 @dataclass(frozen=True)
+class WarmStart:
+    """A point the study begins with, and what chose it (``UNIFORM`` rule or ``ALLOCATION``)."""
+
+    params: dict[str, Any]
+    origin: str = UNIFORM
+
+    @classmethod
+    def from_stored(cls, value: Any) -> WarmStart:
+        if isinstance(value, dict) and set(value) == {"params", "origin"}:
+            return cls(dict(value["params"]), str(value["origin"]))
+        return cls(dict(value))  # paretone 0.1 stored the uniform rule's parameters alone
+
+
+@dataclass(frozen=True)
 class StudyInfo:
     """What a paretone study was started with."""
 
@@ -140,7 +156,7 @@ class StudyInfo:
     device: str
     task: str
     version: str = __version__
-    warm_starts: tuple[dict[str, Any], ...] = ()
+    warm_starts: tuple[WarmStart, ...] = ()
     chunk_samples: int | None = None  # set for a streaming search (latencies per chunk)
 
     def identity(self) -> dict[str, Any]:
@@ -164,7 +180,7 @@ class StudyInfo:
         study.set_user_attr(STUDY_TEACHER_LATENCY, self.budget.teacher_latency_ms)
         study.set_user_attr(STUDY_TASK, self.task)
         study.set_user_attr(STUDY_OBJECTIVES, study.metric_names)
-        study.set_user_attr(STUDY_WARM_STARTS, list(self.warm_starts))
+        study.set_user_attr(STUDY_WARM_STARTS, [asdict(w) for w in self.warm_starts])
 
     @classmethod
     def read(cls, study: optuna.Study, folder: Path | None) -> StudyInfo:
@@ -190,7 +206,7 @@ class StudyInfo:
             device=str(attrs.get(STUDY_DEVICE, "unknown")),
             task=str(attrs.get(STUDY_TASK, "classification")),
             version=str(identity.get("version", "unknown")),
-            warm_starts=tuple(attrs.get(STUDY_WARM_STARTS, ())),
+            warm_starts=tuple(WarmStart.from_stored(w) for w in attrs.get(STUDY_WARM_STARTS, ())),
             chunk_samples=None if identity.get(STUDY_CHUNK) is None else int(identity[STUDY_CHUNK]),
         )
 
@@ -276,12 +292,21 @@ def failure_attrs(reason: str, retry: bool) -> dict[str, Any]:
     return {TRIAL_FAIL_REASON: reason, TRIAL_RETRIED: retry}
 
 
-def retry_attrs(number: int) -> dict[str, Any]:
-    return {TRIAL_RETRY_OF: number}
+def retry_attrs(trial: Trial | FrozenTrial) -> dict[str, Any]:
+    """A retry's attributes: whose retry it is, and the warm start it repeats (if it is one)."""
+    kept = (TRIAL_WARM_START, TRIAL_WARM_START_INDEX, TRIAL_WARM_START_ORIGIN)
+    return {TRIAL_RETRY_OF: trial.number} | {k: trial.user_attrs[k] for k in kept if k in trial.user_attrs}
 
 
-def warm_start_attrs(index: int) -> dict[str, Any]:
-    return {TRIAL_WARM_START: True, TRIAL_WARM_START_INDEX: index}
+def warm_start_attrs(index: int, origin: str) -> dict[str, Any]:
+    return {TRIAL_WARM_START: True, TRIAL_WARM_START_INDEX: index, TRIAL_WARM_START_ORIGIN: origin}
+
+
+def origin(trial: FrozenTrial) -> str:
+    """``UNIFORM`` or ``ALLOCATION`` for a warm start (or its retry), else ``SAMPLER``."""
+    if not trial.user_attrs.get(TRIAL_WARM_START):
+        return SAMPLER
+    return str(trial.user_attrs.get(TRIAL_WARM_START_ORIGIN, UNIFORM))
 
 
 def invalid_attrs(reason: str) -> dict[str, Any]:

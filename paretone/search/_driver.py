@@ -9,9 +9,11 @@ are ``CostModel``'s; attributes are written through ``_attrs``.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import math
 import time
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,13 +22,17 @@ from typing import Any
 from optuna.trial import FrozenTrial, Trial, TrialState
 
 from paretone.errors import ConfigError
-from paretone.evaluators import resolve_splits
+from paretone.evaluators import SensitivityTable, load_context, resolve_splits
 from paretone.hw_models import LatencyModel, MemoryModel
+from paretone.search._allocation import allocate, describe, sensitivity_for
 from paretone.search._attrs import (
+    ALLOCATION,
     Objectives,
     StudyInfo,
+    WarmStart,
     fine_tuned,
     invalid_attrs,
+    origin,
     proposal_attrs,
     result_attrs,
     retried,
@@ -75,6 +81,7 @@ class SearchSettings:
     heartbeat_s: float = 5.0
     stale_after_s: float = 60.0
     warm_start: bool = True  # begin with the largest uniform candidates that fit the budget
+    allocate: bool = False  # and with integer-program allocations from the teacher's measured sensitivity
     worker_memory_mb: float = TRIAL_MEMORY_BYTES / 2**20  # declared to Ray, enforced per worker
     max_screened_per_trial: int = 500  # over-budget candidates told per requested trial, then give up
     chunk_ms: float | None = None  # a streaming search: latency (and its budget) per chunk of this length
@@ -155,6 +162,8 @@ class SearchSummary:
     best_score: float | None  # the best feasible validation metric
     budget: ResolvedBudget
     seconds: float
+    front_origins: dict[str, int] = field(default_factory=dict)  # front members by what proposed them
+    most_sensitive: tuple[str, ...] = ()  # the teacher's most sensitive single changes (allocate)
 
 
 Status = Callable[[SearchProgress], None]
@@ -191,9 +200,14 @@ class Driver:
         memory: MemoryModel,
         device: str,
         status: Status | None = None,
+        sensitivity_progress: Callable[[str, int, int], None] | None = None,
     ) -> None:
+        """``sensitivity_progress(stage, done, total)``: how far the sensitivity measurement of
+        ``allocate`` is."""
         self.settings, self.device = settings, device
         self.status = status or (lambda _: None)
+        self.sensitivity_progress = sensitivity_progress
+        self.sensitivity: SensitivityTable | None = None  # measured (or read) for allocations
         self._warm_starts_done = False
         loaded, _ = resolve_splits(settings.teacher, data=settings.data, split=settings.split)  # no audio
         self.task = task_named(loaded.task)
@@ -241,12 +255,28 @@ class Driver:
     def _stamp_or_check_study(self) -> None:
         ours = self.info()
         if not self.settings.resume:
-            starts = self.costs.warm_starts(self.space, self.budget) if self.settings.warm_start else []
+            uniform = self.costs.warm_starts(self.space, self.budget) if self.settings.warm_start else []
+            starts = [WarmStart(params) for params in uniform]
+            if self.settings.allocate:  # after the strongest uniform candidate, before the others
+                starts[1:1] = [WarmStart(params, ALLOCATION) for params in self._allocations()]
             info = dataclasses.replace(ours, warm_starts=tuple(starts))
             info.write(self.study, self.settings.folder)
             return
         check_resumable(self.study, ours, self.settings)
         self.budget = StudyInfo.read(self.study, self.settings.folder).budget  # as the study resolved it
+
+    def _allocations(self) -> list[dict[str, Any]]:
+        """Points chosen by the integer program over the teacher's sensitivity (measured once per
+        teacher, split and space; seconds to minutes, the audio decoded in this process)."""
+        context = load_context(self.settings.teacher, data=self.settings.data, split=self.settings.split)
+        report = self.sensitivity_progress
+
+        def advance(done: int, total: int) -> None:
+            if report is not None:
+                report("sensitivity", done, total)
+
+        self.sensitivity, _ = sensitivity_for(context, self.space, progress=advance)
+        return allocate(self.space, self.costs, self.budget, self.sensitivity)
 
     def _enqueue_warm_start(self) -> None:
         """Enqueue the next unused warm start, unless a trial (a retry) is already waiting: Optuna
@@ -255,9 +285,9 @@ class Driver:
             return
         used = {warm_start_index(t) for t in self.study.get_trials(deepcopy=False)} - {None}
         starts = StudyInfo.read(self.study, self.settings.folder).warm_starts
-        for index, params in enumerate(starts):
+        for index, start in enumerate(starts):
             if index not in used:
-                self.study.enqueue_trial(params, user_attrs=warm_start_attrs(index))
+                self.study.enqueue_trial(start.params, user_attrs=warm_start_attrs(index, start.origin))
                 return
         self._warm_starts_done = True
 
@@ -329,6 +359,7 @@ class Driver:
         started = time.perf_counter()
         started_ray = start_ray(self.settings.ray_address, self.settings.workers)
         running: dict[Any, _Running] = {}
+        idle: list[Any] = []
         try:
             self.recover_stale()
             setup = WorkerSetup(
@@ -337,7 +368,7 @@ class Driver:
                 self.settings.split,
                 memory_bytes=int(self.settings.worker_memory_mb * 2**20),
             )
-            idle = [start_worker(setup) for _ in range(self.settings.workers)]
+            idle.extend(start_worker(setup) for _ in range(self.settings.workers))
             deaths = 0
             while True:
                 # RUNNING trials of another driver (or of a dead one, until they go stale) count as
@@ -384,6 +415,11 @@ class Driver:
                 self.liveness.fail(entry.trial, "interrupted by the user", retry=True)
             raise
         finally:
+            # a Ray this driver joined (a cluster, or one a test or notebook started) gets its CPUs
+            # back now, not whenever the handles are collected
+            for worker in idle + [r.worker for r in running.values()]:
+                with contextlib.suppress(Exception):  # already gone with a Ray that went down
+                    ray.kill(worker)
             if started_ray:
                 ray.shutdown()
         return self.summary(time.perf_counter() - started)
@@ -415,16 +451,21 @@ class Driver:
         complete = [t for t in trials if t.state == TrialState.COMPLETE]
         pool = [Candidate.from_trial(t) for t in complete if fine_tuned(t)]
         feasible_pool = [c for c in pool if c.feasible]
+        front = pareto_candidates(feasible_pool)
+        by_number = {t.number: t for t in complete}
+        origins = Counter(origin(by_number[member.trial]) for member in front)
         return SearchSummary(
             study=self.settings.study,
             storage=self.settings.storage,
             fine_tuned=len(pool),
             failed=sum(1 for t in trials if t.state == TrialState.FAIL),
             screened=sum(1 for t in complete if not fine_tuned(t)),
-            front=len(pareto_candidates(feasible_pool)),
+            front=len(front),
             best_score=max((c.score for c in feasible_pool), default=None),
             budget=self.budget,
             seconds=seconds,
+            front_origins=dict(origins),
+            most_sensitive=() if self.sensitivity is None else tuple(describe(self.sensitivity)),
         )
 
 

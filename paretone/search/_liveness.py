@@ -48,7 +48,7 @@ class Liveness:
                 set_running_attr(self.study, trial, key, value)
         self.study.tell(trial.number, state=TrialState.FAIL)
         if retry:
-            self.study.enqueue_trial(dict(trial.params), user_attrs=retry_attrs(trial.number))
+            self.study.enqueue_trial(dict(trial.params), user_attrs=retry_attrs(trial))
 
     def recover_stale(self, ours: Collection[int] = ()) -> int:
         """Fail (and retry once) RUNNING trials, other than ``ours``, whose heartbeat is older than

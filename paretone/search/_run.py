@@ -104,12 +104,18 @@ def run_search(
     profile_dir: str | os.PathLike[str] = Path("runs") / "devices",
     status: Status | None = None,
     calibration_progress: Progress | None = None,
+    sensitivity_progress: Progress | None = None,
 ) -> SearchSummary:
     precheck(settings)
     profile = ensure_profile(settings, device=device, profile_dir=profile_dir, progress=calibration_progress)
     # Predictions stay at the calibrated speed: benchmarks/speed_probe.py found the speed probe
     # unreliable on a shared machine (README, Hardware models), so the search does not use it yet.
     driver = Driver(
-        settings, latency=LatencyModel(profile), memory=MemoryModel(profile), device=device, status=status
+        settings,
+        latency=LatencyModel(profile),
+        memory=MemoryModel(profile),
+        device=device,
+        status=status,
+        sensitivity_progress=sensitivity_progress,
     )
     return driver.run()

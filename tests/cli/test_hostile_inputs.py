@@ -232,6 +232,10 @@ CASES: dict[str, dict[str, tuple[Case, str]]] = {
             lambda tmp, t, p: _config(tmp, t, p, '[search]\nsampler = "annealing"\n'),
             "use one of",
         ),
+        "a flag given as a string": (
+            lambda tmp, t, p: _config(tmp, t, p, '[search]\nallocate = "yes"\n'),
+            "allocate must be true or false",
+        ),
         "not TOML": (lambda tmp, t, p: _config(tmp, t, p, "[search\n"), "cannot parse"),
     },
     "device profiles": {
