@@ -1,6 +1,6 @@
 """Low-rank factorisation against channel pruning on the default AST, and where the latency model puts it.
 
-    python benchmarks/lowrank.py            # official and speaker:nicolas splits (about 75 minutes)
+    python benchmarks/lowrank.py            # official and speaker:nicolas splits (about 35 minutes)
     python benchmarks/lowrank.py --quick    # official split, short fine-tuning, a tiny search (< 10 minutes)
 
 1. At 50% of the linear layers' parameters removed, each distil-fine-tuned from the same teacher:
