@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -32,6 +33,21 @@ def run_cli(*args: str, cwd=None, timeout: float = 900) -> subprocess.CompletedP
         cwd=cwd,
         timeout=timeout,
     )
+
+
+def invoke_cli(*args: str, cwd=None) -> subprocess.CompletedProcess[str]:
+    """The command line in this process (click's runner), read as ``run_cli``'s result: for
+    refusals, where a fresh interpreter importing torch (4-5 s) buys nothing. Any exception but the
+    command's own exit is raised, so a traceback a user would see fails the test."""
+    from click.testing import CliRunner
+
+    from paretone.cli import cli
+
+    with contextlib.chdir(cwd) if cwd is not None else contextlib.nullcontext():
+        result = CliRunner().invoke(cli, list(args))
+    if result.exception is not None and not isinstance(result.exception, SystemExit):
+        raise result.exception
+    return subprocess.CompletedProcess(list(args), result.exit_code, result.stdout, result.stderr)
 
 
 def tree_digest(root: Path) -> dict[str, str]:

@@ -7,7 +7,7 @@ import json
 import onnx
 import pytest
 
-from tests.helpers import run_cli, write_tone
+from tests.helpers import invoke_cli, run_cli, write_tone
 
 pytestmark = pytest.mark.slow
 
@@ -46,7 +46,7 @@ def test_a_label_only_in_the_test_fold_is_one_line_and_exit_2(tmp_path):
         write_tone(tmp_path / f"{i}.wav", freq=300 + 40 * i)
         rows.append(f"{i}.wav,{labels},{fold}")
     (tmp_path / "m.csv").write_text("\n".join(rows) + "\n")
-    result = run_cli("train", "--data", str(tmp_path / "m.csv"), "--out", str(tmp_path / "t"))
+    result = invoke_cli("train", "--data", str(tmp_path / "m.csv"), "--out", str(tmp_path / "t"))
     assert result.returncode == 2
     assert result.stderr.strip().count("\n") == 0 and "c have no positive training clip" in result.stderr
     assert not (tmp_path / "t").exists()

@@ -17,7 +17,7 @@ from optuna.trial import TrialState
 
 from paretone.search import Budget, Driver, candidates, load_study, make_storage
 from tests.conftest import SYNTHETIC as DEVICE
-from tests.helpers import make_driver, run_cli
+from tests.helpers import invoke_cli, make_driver
 
 pytestmark = pytest.mark.slow  # starts Ray
 
@@ -134,7 +134,7 @@ def test_cli_refuses_bad_budgets_and_studies_in_one_line(teacher, profile, tmp_p
         (("--study", "missing", "--resume"), "nothing to resume"),
         (("--device", "phone"), "device 'phone' has no profile"),
     ]:
-        result = run_cli(*common, *storage, *args, cwd=tmp_path)
+        result = invoke_cli(*common, *storage, *args, cwd=tmp_path)
         assert result.returncode == 2, result.stderr
         last = result.stderr.strip().splitlines()[-1]
         assert last.startswith("paretone: error: ") and needle in last and "Traceback" not in result.stderr

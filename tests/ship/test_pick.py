@@ -16,7 +16,7 @@ import pytest
 from paretone.models import ASTConfig, build_model, export_onnx, load_model
 from paretone.search import Budget, candidates, load_study, pareto_candidates, study_folder
 from paretone.ship import PickReport
-from tests.helpers import make_driver, run_cli, synthetic_profile, tree_digest
+from tests.helpers import invoke_cli, make_driver, run_cli, synthetic_profile, tree_digest
 
 pytestmark = pytest.mark.slow  # searches with Ray, fine-tunes
 DEVICE = "optimistic"
@@ -133,7 +133,7 @@ def test_pick_never_ships_a_model_measured_over_budget(study, tmp_path):
 def test_pick_without_a_fitting_candidate_names_the_nearest(study, tmp_path):
     name, storage = study
     out = tmp_path / "none"
-    result = run_cli(
+    result = invoke_cli(
         "pick", "--study", name, "--storage", storage, "--latency-limit-ms", "1e-9", "--out", str(out)
     )
     assert result.returncode == 2
@@ -148,9 +148,9 @@ def test_pick_without_a_fitting_candidate_names_the_nearest(study, tmp_path):
         ("--latency-budget-ms", "1", "give pick --latency-limit-ms instead"),  # the old spelling
         ("--latency-budget-fraction", "0.5", "give pick --latency-limit-fraction instead"),
     ]:
-        refused = run_cli("pick", "--study", name, "--storage", storage, flag, bad, cwd=tmp_path)
+        refused = invoke_cli("pick", "--study", name, "--storage", storage, flag, bad, cwd=tmp_path)
         assert refused.returncode == 2 and needle in refused.stderr
-    missing = run_cli(
+    missing = invoke_cli(
         "pick", "--study", "nope", "--storage", storage, "--latency-limit-ms", "1", cwd=tmp_path
     )
     assert missing.returncode == 2 and "study 'nope' not found" in missing.stderr
@@ -165,14 +165,14 @@ def test_pick_works_from_any_folder_and_never_replaces_what_it_did_not_write(stu
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
     args = ("pick", "--study", name, "--storage", storage, "--latency-limit-ms", "1000", "--out", str(out))
-    refused = run_cli(*args, cwd=elsewhere)
+    refused = invoke_cli(*args, cwd=elsewhere)
     assert refused.returncode == 2 and "--overwrite" in refused.stderr.strip().splitlines()[-1]
     before = tree_digest(out)
     assert before == {"notes.txt": before["notes.txt"]}  # refused before writing anything
     shipped = run_cli(*args, "--overwrite", cwd=elsewhere)  # from another folder: paths still resolve
     assert shipped.returncode == 0, shipped.stderr
     assert (out / "notes.txt").read_text() == "mine" and (out / "model.onnx").is_file()
-    again = run_cli(*args, "--overwrite", cwd=elsewhere)  # its own files are replaced
+    again = invoke_cli(*args, "--overwrite", cwd=elsewhere)  # its own files are replaced (in-process)
     assert again.returncode == 0 and (out / "notes.txt").read_text() == "mine"
     assert study_folder(storage) is not None
 
@@ -180,9 +180,9 @@ def test_pick_works_from_any_folder_and_never_replaces_what_it_did_not_write(stu
 def test_run_model_refuses_files_that_are_not_paretone_models(tmp_path):
     fake = tmp_path / "model.onnx"
     fake.write_bytes(b"not onnx")
-    result = run_cli("run-model", str(fake), str(tmp_path / "a.wav"))
+    result = invoke_cli("run-model", str(fake), str(tmp_path / "a.wav"))
     assert result.returncode == 2 and "ONNX Runtime cannot load it" in result.stderr
-    result = run_cli("run-model", str(tmp_path / "absent.onnx"), str(tmp_path / "a.wav"))
+    result = invoke_cli("run-model", str(tmp_path / "absent.onnx"), str(tmp_path / "a.wav"))
     assert result.returncode == 2 and "no such model file" in result.stderr
     assert Path(tmp_path / "model.onnx").read_bytes() == b"not onnx"
     # an ONNX file with a missing initializer: refused in one line, naming the tensor
@@ -191,6 +191,6 @@ def test_run_model_refuses_files_that_are_not_paretone_models(tmp_path):
     missing = exported.graph.initializer[-1].name
     del exported.graph.initializer[-1]
     onnx.save(exported, str(tmp_path / "broken.onnx"))
-    result = run_cli("run-model", str(tmp_path / "broken.onnx"), str(tmp_path / "a.wav"))
+    result = invoke_cli("run-model", str(tmp_path / "broken.onnx"), str(tmp_path / "a.wav"))
     lines = result.stderr.strip().splitlines()
     assert result.returncode == 2 and len(lines) == 1 and missing in lines[0] and "cannot load it" in lines[0]

@@ -18,7 +18,7 @@ from paretone.models import LSTM_FAMILY, build_model, export_onnx, export_stream
 from paretone.runtime import ModelMetadata, stamp_metadata
 from paretone.ship import detect_events, event_scores
 from paretone.ship._events import MEDIAN_MS, median_steps
-from tests.helpers import run_cli
+from tests.helpers import invoke_cli, run_cli
 
 LABELS = tuple(str(d) for d in range(10))
 
@@ -132,7 +132,7 @@ def test_stream_mode_refuses_bad_audio_in_one_line(models, tmp_path):
     stream, _ = models
     broken = tmp_path / "broken.wav"
     broken.write_bytes(b"RIFF\x00\x00not audio")
-    result = run_cli("run-model", str(stream), str(broken), "--stream")
+    result = invoke_cli("run-model", str(stream), str(broken), "--stream")
     assert result.returncode == 2 and result.stderr.strip().count("\n") == 0
     assert "cannot read audio" in result.stderr
-    assert run_cli("run-model", str(stream), str(broken), "--csv").returncode == 2  # --csv needs --stream
+    assert invoke_cli("run-model", str(stream), str(broken), "--csv").returncode == 2  # --csv needs --stream
