@@ -86,6 +86,7 @@ def test_train_writes_a_loadable_teacher_with_report(trained):
     assert loaded.model(torch.zeros(1, 8000)).shape == (1, 10)
 
 
+@pytest.mark.slow  # distils, exports and measures a student
 def test_compress_builds_a_smaller_student_with_real_kernels(trained, tmp_path):
     teacher, _ = trained
     recipe = {

@@ -168,6 +168,7 @@ def test_checkpoint_round_trip_gives_identical_outputs(name, tmp_path):
         assert torch.equal(loaded.model(_waves()), model(_waves()))
 
 
+@pytest.mark.slow  # one export per format per family: 40 s in all
 def test_every_offered_runtime_format_exports_and_is_verified(name, tmp_path):
     teacher = _model(name)
     structure = teacher.structure()

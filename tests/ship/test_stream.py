@@ -82,6 +82,7 @@ def _piped_segments(model, pcm: bytes) -> list[dict]:
     return [r for r in _lines(piped.stdout.decode()) if r["kind"] == "segment"]
 
 
+@pytest.mark.slow  # streams two recordings through two models in subprocesses
 def test_stream_mode_reports_segments_events_and_the_real_time_factor(models, tiny_mixtures):
     stream, _ = models
     recording = next((tiny_mixtures / "long").glob("*.wav"))
