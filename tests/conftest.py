@@ -17,14 +17,14 @@ from tests.helpers import FSDD, run_cli, synthetic_profile
 def local_ray():
     """One local Ray for a module's in-process searches: a driver joins a Ray that is running and
     leaves it running (as it would a cluster), and starting one costs 7-10 s here."""
-    import os
-
     import ray
 
-    cpus = max(2, os.cpu_count() or 1)
-    ray.init(address="local", num_cpus=cpus, include_dashboard=False, log_to_driver=False)
+    from paretone.search._workers import start_ray
+
+    started = start_ray(None, workers=2)  # as a search starts its own
     yield
-    ray.shutdown()
+    if started:
+        ray.shutdown()
 
 
 @pytest.fixture(scope="session")

@@ -50,6 +50,15 @@ def invoke_cli(*args: str, cwd=None) -> subprocess.CompletedProcess[str]:
     return subprocess.CompletedProcess(list(args), result.exit_code, result.stdout, result.stderr)
 
 
+def free_port() -> int:
+    """A TCP port nothing listens on now, on loopback (for servers a test starts)."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
 def tree_digest(root: Path) -> dict[str, str]:
     """Every file below ``root`` (relative path -> sha256): what a refused command must leave alone."""
     if not root.exists():

@@ -32,6 +32,7 @@ from paretone.evaluators import (
     measure_sensitivity,
     table_key,
 )
+from paretone.search._attrs import Predicted
 from paretone.search._budget import ResolvedBudget
 from paretone.search._costs import CostModel, InvalidCandidate
 from paretone.spaces import SearchSpace
@@ -107,7 +108,7 @@ def sensitivity_for(
 def options(space: SearchSpace, costs: CostModel, table: SensitivityTable) -> dict[str, list[Option]]:
     """Per parameter, the teacher's own value (zero change) and each measured, priceable change."""
     base = teacher_point(space)
-    teacher = costs.cost(space.recipe(base)).predicted
+    teacher = _teacher_cost(space, costs)
     out: dict[str, list[Option]] = {}
     for entry in table.entries:
         try:
@@ -141,7 +142,7 @@ def allocate(
     predicted (whole) within the budget; the least sensitive first."""
     by_param = options(space, costs, table)
     base = teacher_point(space)
-    teacher = costs.cost(space.recipe(base)).predicted
+    teacher = _teacher_cost(space, costs)
     found: list[dict[str, Any]] = []
     for level in levels:
         target = budget.latency_ms * level
@@ -165,6 +166,11 @@ def allocate(
                 break
             target *= min(0.95, budget.latency_ms * level / predicted.latency_ms)  # the overshoot, and more
     return found
+
+
+def _teacher_cost(space: SearchSpace, costs: CostModel) -> Predicted:
+    """The teacher's predicted cost as the space's own point builds it (the origin of every change)."""
+    return costs.cost(space.recipe(teacher_point(space))).predicted
 
 
 def _solve(

@@ -8,7 +8,6 @@ import contextlib
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import time
 from pathlib import Path
@@ -16,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import SYNTHETIC as DEVICE
-from tests.helpers import run_cli
+from tests.helpers import free_port, run_cli
 
 pytestmark = pytest.mark.slow  # starts a Ray cluster
 
@@ -24,12 +23,6 @@ pytestmark = pytest.mark.slow  # starts a Ray cluster
 @pytest.fixture(scope="module")
 def profile(synthetic_device) -> tuple:
     return synthetic_device
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.mark.skipif(shutil.which("ray") is None, reason="the ray CLI is not installed")
@@ -69,7 +62,7 @@ def test_search_runs_on_an_existing_two_node_ray_cluster(tiny_teacher, profile, 
     # node must then be in the same mode: every process of this cluster is told so (the token is
     # the one Ray keeps in ~/.ray/auth_token), as an operator's cluster would be configured.
     monkeypatch.setenv("RAY_AUTH_MODE", "token")
-    port = _free_port()
+    port = free_port()
     env_args = ("--num-cpus", "1", "--disable-usage-stats")
     head_args = [
         "--head",

@@ -12,7 +12,6 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -31,7 +30,7 @@ from paretone.compress import teacher_logits
 from paretone.evaluators import load_context
 from paretone.search import Budget, Driver, make_storage
 from tests.conftest import SYNTHETIC as DEVICE
-from tests.helpers import make_driver, record, run_cli
+from tests.helpers import free_port, make_driver, record, run_cli
 
 pytestmark = pytest.mark.slow  # real drivers, real Ray, a real PostgreSQL server
 
@@ -216,12 +215,6 @@ def test_nan_losses_fail_their_trials_with_the_reason_and_the_study_ends(
     assert summary.failed == 2 and _finished(trials) == 2
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def _postgres_bin() -> Path | None:
     """Debian's PostgreSQL server binaries (``.ci/run`` installs them where they are absent)."""
     found = sorted(Path("/usr/lib/postgresql").glob("*/bin/initdb"))
@@ -240,7 +233,7 @@ def postgres_server() -> Iterator[str]:
     root = Path(tempfile.mkdtemp(prefix="paretone-pg-"))
     if as_postgres:
         shutil.chown(root, "postgres")
-    port, data = _free_port(), root / "data"
+    port, data = free_port(), root / "data"
 
     def run(*command: str) -> None:
         subprocess.run([*as_postgres, *command], check=True, capture_output=True, timeout=120)
