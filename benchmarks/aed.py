@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from _teachers import trained_teacher  # benchmarks/, run as scripts
 from rich.console import Console
 from rich.table import Table
 
@@ -45,7 +46,7 @@ from paretone.search import Budget, SearchSettings, run_search
 from paretone.ship import PICKED, TEACHER_FP32, PickSettings, pick
 from paretone.spaces import SearchSpace, SpaceConfig
 from paretone.tasks import CLASSIFICATION, MULTILABEL, Task, task_for
-from paretone.training import TrainConfig, distil, fit, predict_logits, train_teacher
+from paretone.training import TrainConfig, distil, fit, predict_logits
 
 DISTILL = Distill(temperature=2.0, alpha=0.7)
 
@@ -108,20 +109,8 @@ def _mixtures(fsdd, work: Path, scale: Scale) -> Path:
 
 def _teacher(catalog, family: str, split: str, out: Path, epochs: int, **sizes: Any) -> dict[str, Any]:
     """Train (or reuse) a teacher on the data's own input format; its metrics."""
-    task = task_for(catalog)
-    if not (out / "weights.safetensors").is_file():
-        fe = audio_format(catalog.clips).front_end()
-        config = family_named(family).teacher_config(num_classes=len(catalog.labels), front_end=fe, **sizes)
-        train_teacher(
-            catalog=catalog,
-            split=split,
-            model_config=config,
-            train_config=TrainConfig(epochs=epochs),
-            out_dir=out,
-            task=task,
-            latency_threads=(1,),
-            overwrite=True,  # the benchmark's own folder
-        )
+    task, fe = task_for(catalog), audio_format(catalog.clips).front_end()
+    trained_teacher(catalog, split, out, epochs, family=family, task=task, front_end=fe, **sizes)
     metrics = json.loads((out / "metrics.json").read_text())
     row = {
         "family": family,

@@ -1,87 +1,130 @@
-"""The search on FSDD with the default AST teacher: quality, throughput, budget honesty.
+"""Does the search beat the simple rules? Samplers with and without allocations, on speaker-disjoint
+FSDD splits, at equal fine-tuning CPU-seconds, budget 25% of the teacher's latency.
 
-    python benchmarks/search.py            # 3 seeds x 8 trials per method, 1 epoch (~35 min)
-    python benchmarks/search.py --quick    # 1 seed x 4 trials, 1 epoch (< 10 minutes)
+    python benchmarks/search.py                  # 2 splits x 3 seeds x 8 methods, 12 trials of 2 epochs
+    python benchmarks/search.py --scale medium   # 1 split, 1 seed, 8 methods, 8 trials of 1 epoch
+    python benchmarks/search.py --quick          # 1 split, 1 seed, 4 methods, 4 trials (< 10 min)
 
-- Search quality: hypervolume of the feasible front (validation accuracy vs predicted latency,
-  reference point: accuracy 0 at the budget) after N fine-tuned trials, for NSGA-II (warm-started
-  with the largest uniform candidates that fit), pure random search and the uniform baseline (one
-  kept fraction everywhere, int8 everywhere, N fractions spread over the range), same seeds.
-- Throughput: trials per hour with 1 and 2 Ray workers on this machine, and the orchestration
-  overhead per trial (driver + storage + Ray: wall time x workers minus the workers' fine-tuning
-  time, per trial).
-- Budget honesty: the most accurate feasible trial of each run is exported with real kernels and
-  measured (interleaved passes): measured latency vs predicted and vs the budget.
-The teacher is runs/teacher-ast-default (trained by `paretone train` if absent); the device profile
-is runs/devices/local (calibrated if absent). Writes JSON to --out and prints a table.
+Methods: the uniform rule at its strongest (one kept fraction and one format everywhere, over every
+front-end choice: the largest that fits, as many as the others fine-tune), random search with
+screening, NSGA-II / multivariate TPE / GP (each as `paretone search` runs it: the uniform warm
+starts first), each also with the sensitivity allocations (`--allocate`).
+- Equal CPU-seconds: every run fine-tunes the same number of trials; each (split, seed) is then
+  scored on the trials that finished within the smallest total fine-tuning time of its methods
+  (completion order), so a method whose candidates train faster gets no extra trials and one whose
+  candidates train slower is not rewarded for fewer.
+- Hypervolume of the feasible front (validation metric x predicted latency; reference: metric 0 at
+  the budget); the best feasible validation metric and the test metric of that trial, its ONNX file
+  exported with real kernels and measured beside the budget.
+- Validation: `speaker:NAME:2` (two held-out voices) so the metric the search maximises is an
+  average over new voices; each run reports the Spearman correlation of its fine-tuned trials'
+  validation and test metrics, so whether validation predicts test is measured, not assumed.
+- Front members by origin (uniform warm start, allocation, sampler).
+- Throughput with 1 and 2 Ray workers: fine-tuned trials per hour, idle worker share, driver
+  seconds per candidate (ask, screen, tell, storage).
+Teachers: the default AST trained per split under runs/bench-search/ (reused when present); the
+device profile is runs/devices/local (calibrated if absent). JSON to --out; tables printed.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import statistics
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import optuna
+import torch
+from _teachers import trained_teacher  # benchmarks/, run as scripts
 from rich.console import Console
 from rich.table import Table
+from scipy.stats import spearmanr
 
 from paretone._io import write_json
 from paretone._version import __version__
-from paretone.compress import UniformSetting, export_compressed, load_student
+from paretone.audio import open_dataset
+from paretone.compress import export_compressed, load_student
 from paretone.errors import ConfigError
 from paretone.evaluators import load_context
 from paretone.hw_models import DeviceProfile, LatencyModel, MemoryModel
-from paretone.runtime import measure_latencies
+from paretone.runtime import measure_latencies, run_logits
 from paretone.search import Budget, Candidate, Driver, SearchSettings, ensure_profile, feasible, study_folder
 from paretone.search import hypervolume as front_hypervolume
+from paretone.training import score
 
-TEACHER = Path("runs/teacher-ast-default")
-BUDGET_FRACTION = 0.75
-
-
-def hypervolume(trials: list[optuna.trial.FrozenTrial], budget_ms: float) -> float:
-    """Area dominated by the feasible (accuracy up, latency down) points, reference (0, budget)."""
-    return front_hypervolume([Candidate.from_trial(t) for t in trials if feasible(t)], budget_ms)
+BUDGET_FRACTION = 0.25
+ROOT = Path("runs/bench-search")
 
 
-def _settings(
-    tmp: Path, study: str, sampler: str, seed: int, trials: int, epochs: int, workers: int, warm: bool = True
-) -> SearchSettings:
-    return SearchSettings(
-        teacher=TEACHER,
-        study=study,
-        storage=f"sqlite:///{tmp / (study + '.db')}",
-        trials=trials,
-        budget=Budget(latency_fraction=BUDGET_FRACTION),
-        workers=workers,
-        sampler=sampler,
-        seed=seed,
-        epochs=epochs,
-        runs_dir=tmp / "runs",
-        warm_start=warm,
-        max_screened_per_trial=500 if warm else 100,  # pure random search rarely fits: bound its time
+@dataclass(frozen=True)
+class Method:
+    sampler: str
+    warm_start: bool = True  # the uniform warm starts first, as `paretone search` does
+    allocate: bool = False
+    uniform_rule: bool = False  # only the uniform rule's candidates, enqueued
+
+
+METHODS = {
+    "uniform": Method("random", warm_start=False, uniform_rule=True),
+    "random": Method("random", warm_start=False),
+    "nsga2": Method("nsga2"),
+    "nsga2+alloc": Method("nsga2", allocate=True),
+    "tpe": Method("tpe"),
+    "tpe+alloc": Method("tpe", allocate=True),
+    "gp": Method("gp"),
+    "gp+alloc": Method("gp", allocate=True),
+}
+SIMPLE = ("uniform", "nsga2", "random")  # the rules the default must beat
+QUICK_METHODS = ("uniform", "random", "nsga2", "nsga2+alloc")
+
+
+@dataclass(frozen=True)
+class Scale:
+    splits: tuple[str, ...]
+    seeds: tuple[int, ...]
+    methods: tuple[str, ...]
+    trials: int  # fine-tuned per run
+    epochs: int  # per trial
+    teacher_epochs: int
+
+
+SCALES = {
+    "quick": Scale(("speaker:nicolas:2",), (0,), QUICK_METHODS, 4, 1, 3),
+    "medium": Scale(("speaker:nicolas:2",), (0,), tuple(METHODS), 8, 1, 15),
+    "full": Scale(("speaker:nicolas:2", "speaker:theo:2"), (0, 1, 2), tuple(METHODS), 12, 2, 30),
+}
+
+
+def default_method() -> str:
+    """The method `paretone search` runs by default, read off SearchSettings."""
+    d = SearchSettings(teacher=Path("."), study="x", storage="sqlite:///x.db")
+    return next(
+        name
+        for name, m in METHODS.items()
+        if (m.sampler, m.warm_start, m.allocate, m.uniform_rule)
+        == (d.sampler, d.warm_start, d.allocate, False)
     )
 
 
-def _run(settings: SearchSettings, profile: DeviceProfile, uniform: bool, console: Console) -> dict[str, Any]:
+def _teacher(catalog, split: str, epochs: int) -> Path:
+    return trained_teacher(catalog, split, ROOT / split.replace(":", "-") / f"teacher-{epochs}ep", epochs)
+
+
+def _run(
+    settings: SearchSettings, method: Method, profile: DeviceProfile, console: Console
+) -> dict[str, Any]:
     driver = Driver(settings, latency=LatencyModel(profile), memory=MemoryModel(profile), device="local")
-    if uniform:  # N uniform w8a8 candidates, spread over the kept fractions that fit the budget
-        space = driver.space
-        fits = [
-            keep
-            for keep in (i / 64 for i in range(64, 0, -1))
-            if driver.costs.fits(space.recipe(space.uniform(UniformSetting(keep, "w8a8"))), driver.budget)
-        ]
-        picks = [
-            fits[round(i * (len(fits) - 1) / max(settings.trials - 1, 1))] for i in range(settings.trials)
-        ]
-        for keep in picks:
-            driver.study.enqueue_trial(space.uniform(UniformSetting(keep, "w8a8")))
+    if method.uniform_rule:
+        rule = driver.costs.uniform_rule(driver.space, driver.budget)[: settings.trials]
+        for params in rule:
+            driver.study.enqueue_trial(params)
+        # no sampled trials after the rule's: fewer fine-tuned if it has fewer candidates
+        driver.settings = dataclasses.replace(settings, trials=len(rule))
     started = time.perf_counter()
     gave_up = None
     try:
@@ -90,158 +133,256 @@ def _run(settings: SearchSettings, profile: DeviceProfile, uniform: bool, consol
         gave_up, summary = str(exc), driver.summary(time.perf_counter() - started)
     wall = time.perf_counter() - started
     trials = driver.study.get_trials()
-    tuned = [t.user_attrs["result"]["seconds"] for t in trials if t.user_attrs.get("fine_tuned")]
+    done = sorted(
+        (t for t in trials if t.user_attrs.get("fine_tuned") and t.datetime_complete),
+        key=lambda t: t.datetime_complete,
+    )
+    tuned_seconds = sum(t.user_attrs["result"]["seconds"] for t in done)
+    told = len(trials)
     console.print(
         f"{settings.study}: {summary.fine_tuned} fine-tuned, {summary.screened} screened, "
-        f"front {summary.front}, best {summary.best_score}, {wall:.0f} s"
+        f"front {summary.front} {summary.front_origins}, best {summary.best_score}, {wall:.0f} s"
     )
     return {
         "study": settings.study,
         "storage": settings.storage,
         "gave_up": gave_up,
-        "hypervolume": hypervolume(trials, driver.budget.latency_ms),
         "budget_ms": driver.budget.latency_ms,
-        "teacher_predicted_ms": driver.teacher_latency_ms,
         "fine_tuned": summary.fine_tuned,
         "screened": summary.screened,
         "failed": summary.failed,
-        "best_feasible_accuracy": summary.best_score,
+        "front_origins": {"uniform rule": summary.front} if method.uniform_rule else summary.front_origins,
         "wall_seconds": wall,
-        "trials_per_hour": 3600 * summary.fine_tuned / wall,  # fine-tuned trials; screening is extra
-        "overhead_seconds_per_trial": (wall * settings.workers - sum(tuned)) / max(len(trials), 1),
-        "overhead_share": 1 - sum(tuned) / (wall * settings.workers),
-        "best_trial": max(
-            (t for t in trials if feasible(t) and t.user_attrs.get("fine_tuned")),
-            key=lambda t: t.values[0],
-            default=None,
-        ),
+        "fine_tune_seconds": tuned_seconds,
+        "trials_per_hour": 3600 * summary.fine_tuned / wall,
+        "idle_worker_share": 1 - tuned_seconds / (wall * settings.workers),
+        "driver_seconds_per_candidate": summary.driver_seconds / max(told, 1),
+        "driver_share_of_mean_fine_tune": (summary.driver_seconds / max(told, 1))
+        / (tuned_seconds / max(len(done), 1) or float("inf")),
+        "_done": done,
+        "_complete": summary.fine_tuned + summary.failed >= settings.trials,  # ran its full count
     }
 
 
-def _budget_honesty(runs: list[dict[str, Any]], tmp: Path) -> list[dict[str, Any]]:
-    context = load_context(TEACHER)
-    calibration = context.sets.train.waveforms[:64]
-    rows, paths = [], []
-    for run in runs:
-        best = run.pop("best_trial")
-        if best is None:
-            continue
-        loaded, recipe = load_student(Candidate.from_trial(best, study_folder(run["storage"])).student)
-        path = tmp / f"{run['study']}-best.onnx"
-        export_compressed(loaded.model, recipe, path, calibration=calibration)
-        paths.append(path)
-        rows.append(
-            {
-                "study": run["study"],
-                "trial": best.number,
-                "accuracy": best.values[0],
-                "predicted_ms": best.values[1],
-                "budget_ms": run["budget_ms"],
-            }
+def _within_cap(run: dict[str, Any], cap_s: float) -> list[optuna.trial.FrozenTrial]:
+    """Fine-tuned trials in completion order while their summed fine-tuning time stays within cap."""
+    kept, total = [], 0.0
+    for t in run["_done"]:
+        total += t.user_attrs["result"]["seconds"]
+        if total > cap_s * (1 + 1e-9):
+            break
+        kept.append(t)
+    return kept
+
+
+def _test_scores(run: dict[str, Any], context) -> list[tuple[float, float]]:
+    """(validation, test) metric of every fine-tuned trial (the PyTorch student, test split)."""
+    pairs = []
+    for t in run["_done"]:
+        loaded, _ = load_student(Candidate.from_trial(t, study_folder(run["storage"])).student)
+        pairs.append((t.values[0], score(loaded.model, context.sets.test, context.task)))
+    return pairs
+
+
+def _shipped(best: optuna.trial.FrozenTrial, run: dict[str, Any], context, tmp: Path) -> dict[str, Any]:
+    """The best feasible trial exported with real kernels: test metric and measured latency."""
+    loaded, recipe = load_student(Candidate.from_trial(best, study_folder(run["storage"])).student)
+    path = tmp / f"{run['study']}-best.onnx"
+    export_compressed(loaded.model, recipe, path, calibration=context.sets.train.waveforms[:64])
+    test = context.sets.test
+    logits = torch.from_numpy(run_logits(path, test.waveforms.numpy(), threads=1))
+    return {"trial": best.number, "path": path, "onnx_test": context.task.score(logits, test.targets)}
+
+
+def _score_split(runs: dict[str, dict[str, Any]], context, tmp: Path) -> None:
+    """Equal CPU-seconds scoring of one (split, seed): every method on the same fine-tuning time."""
+    full = [r["fine_tune_seconds"] for r in runs.values() if r["_complete"]]  # not one that ran dry
+    cap = min(full or [r["fine_tune_seconds"] for r in runs.values()])
+    shipped = []
+    for r in runs.values():
+        kept = _within_cap(r, cap)
+        r["cap_seconds"], r["trials_within_cap"] = cap, len(kept)
+        fit = [t for t in kept if feasible(t)]
+        r["hypervolume"] = front_hypervolume([Candidate.from_trial(t) for t in fit], r["budget_ms"])
+        best = max(fit, key=lambda t: t.values[0], default=None)
+        r["best_validation"] = best.values[0] if best else None
+        pairs = _test_scores(r, context)
+        r["validation_test_spearman"] = (
+            float(spearmanr([p[0] for p in pairs], [p[1] for p in pairs]).statistic)
+            if len(pairs) >= 3
+            else None
         )
-    for row, measured in zip(rows, measure_latencies(paths, threads=1), strict=True):
-        row["measured_ms"] = measured.latency_ms
-        row["measured_vs_predicted"] = measured.latency_ms / row["predicted_ms"]
-        row["within_budget"] = measured.latency_ms <= row["budget_ms"]
-    return rows
+        r["best"] = _shipped(best, r, context, tmp) if best else None
+        if best:
+            r["best"]["predicted_ms"] = best.values[1]
+            shipped.append(r["best"])
+    paths = [s.pop("path") for s in shipped]
+    for info, measured in zip(shipped, measure_latencies(paths, threads=1) if paths else [], strict=True):
+        info["measured_ms"] = measured.latency_ms
+        info["measured_vs_predicted"] = measured.latency_ms / info["predicted_ms"]
+    for r in runs.values():
+        r["best_test"] = r["best"]["onnx_test"] if r["best"] else None
+        r["within_budget"] = r["best"]["measured_ms"] <= r["budget_ms"] if r["best"] else None
+        r.pop("_done"), r.pop("_complete")
+
+
+def _settings(
+    teacher: Path, tmp: Path, study: str, method: Method, seed: int, trials: int, epochs: int, workers: int
+):
+    return SearchSettings(
+        teacher=teacher,
+        study=study,
+        storage=f"sqlite:///{tmp / (study + '.db')}",
+        trials=trials,
+        budget=Budget(latency_fraction=BUDGET_FRACTION),
+        workers=workers,
+        sampler=method.sampler,
+        seed=seed,
+        epochs=epochs,
+        runs_dir=tmp / "runs",
+        warm_start=method.warm_start,
+        allocate=method.allocate,
+        max_screened_per_trial=500 if method.warm_start or method.uniform_rule else 100,  # bound random
+    )
+
+
+def _median(values: list[float | None]) -> float | None:
+    present = [v for v in values if v is not None]
+    return statistics.median(present) if present else None
+
+
+def _summaries(results: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """Per method, medians over splits and seeds, and the hypervolume against the best simple rule."""
+    out: dict[str, dict[str, Any]] = {}
+    for name in results[0]["runs"]:
+        ratios = []
+        for res in results:
+            simple = max(res["runs"][s]["hypervolume"] for s in SIMPLE if s in res["runs"])
+            ratios.append(res["runs"][name]["hypervolume"] / simple if simple > 0 else None)
+        runs = [res["runs"][name] for res in results]
+        out[name] = {
+            "hypervolume_median": _median([r["hypervolume"] for r in runs]),
+            "hypervolume_vs_best_simple_median": _median(ratios),
+            "best_validation_median": _median([r["best_validation"] for r in runs]),
+            "best_test_median": _median([r["best_test"] for r in runs]),
+            "validation_test_spearman_median": _median([r["validation_test_spearman"] for r in runs]),
+            "front_origins": [r["front_origins"] for r in runs],
+        }
+    return out
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
-    parser.add_argument("--out", type=Path, default=Path("benchmarks/results/search.json"))
-    parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--data", type=Path, default=None)
+    parser.add_argument("--out", type=Path, default=None)
+    parser.add_argument("--quick", action="store_true", help="the same as --scale quick")
+    parser.add_argument("--scale", choices=list(SCALES), default="full")
     args = parser.parse_args(argv)
-    console = Console(width=150)
-    seeds, trials, epochs = ([0], 4, 1) if args.quick else ([0, 1, 2], 8, 1)
-    if not (TEACHER / "config.json").is_file():
-        sys.exit(f"{TEACHER}: train the default teacher first (`paretone train`)")
+    scale_name = "quick" if args.quick else args.scale
+    scale = SCALES[scale_name]
+    out = args.out or Path(
+        f"benchmarks/results/search{'' if scale_name == 'full' else '-' + scale_name}.json"
+    )
+    console = Console(width=160)
+    splits, seeds, methods, trials, epochs = (
+        scale.splits,
+        scale.seeds,
+        scale.methods,
+        scale.trials,
+        scale.epochs,
+    )
     optuna.logging.set_verbosity(optuna.logging.WARNING)
+    catalog = open_dataset(args.data, "fsdd")
     started = time.perf_counter()
+    results, throughput = [], []
     with tempfile.TemporaryDirectory() as work:
         tmp = Path(work)
-        profile = ensure_profile(
-            _settings(tmp, "probe", "random", 0, 1, 1, 1), device="local", profile_dir="runs/devices"
-        )
-        quality: dict[str, list[dict[str, Any]]] = {"nsga2": [], "random": [], "uniform": []}
-        for seed in seeds:
-            for method in quality:
-                sampler = "random" if method == "uniform" else method
-                warm = method == "nsga2"  # random search and the uniform baseline stay pure
-                settings = _settings(
-                    tmp, f"{method}-{seed}", sampler, seed, trials, epochs, workers=2, warm=warm
-                )
-                quality[method].append(_run(settings, profile, method == "uniform", console))
-        throughput = []
+        for split in splits:
+            teacher = _teacher(catalog, split, scale.teacher_epochs)
+            probe = _settings(teacher, tmp, "probe", METHODS["random"], 0, 1, 1, 1)
+            profile = ensure_profile(probe, device="local", profile_dir="runs/devices")
+            context = load_context(teacher)
+            for seed in seeds:
+                tag = f"{split.replace(':', '-')}-{seed}"
+                runs = {
+                    name: _run(
+                        _settings(
+                            teacher,
+                            tmp,
+                            f"{name.replace('+', '-')}-{tag}",
+                            METHODS[name],
+                            seed,
+                            trials,
+                            epochs,
+                            2,
+                        ),
+                        METHODS[name],
+                        profile,
+                        console,
+                    )
+                    for name in methods
+                }
+                _score_split(runs, context, tmp)
+                results.append({"split": split, "seed": seed, "runs": runs})
+        teacher = _teacher(catalog, splits[0], scale.teacher_epochs)
+        throughput_trials = trials if scale_name == "quick" else 2 * trials
         for workers in (1, 2):
             settings = _settings(
-                tmp, f"throughput-{workers}", "nsga2", 100 + workers, 4 if args.quick else 6, epochs, workers
+                teacher,
+                tmp,
+                f"throughput-{workers}",
+                METHODS["nsga2"],
+                100,
+                throughput_trials,
+                epochs,
+                workers,
             )
-            throughput.append({"workers": workers, **_run(settings, profile, False, console)})
-        try:
-            honesty = _budget_honesty([r for runs in quality.values() for r in runs] + throughput, tmp)
-        except Exception as exc:  # keep the search figures even if the final measurement fails
-            console.print(f"budget honesty failed: {exc!r}")
-            honesty = [{"error": repr(exc)}]
-    for runs in [*quality.values(), throughput]:
-        for run in runs:
-            run.pop("best_trial", None)
-    summary = {
-        method: {
-            "hypervolume_median": statistics.median(r["hypervolume"] for r in runs),
-            "best_feasible_accuracy_median": statistics.median(
-                r["best_feasible_accuracy"] or 0.0 for r in runs
-            ),
-        }
-        for method, runs in quality.items()
-    }
-    result = {
+            run = _run(settings, METHODS["nsga2"], profile, console)
+            run.pop("_done"), run.pop("_complete")
+            throughput.append({"workers": workers, **run})
+    summary = _summaries(results)
+    default = default_method()
+    scaling = throughput[1]["trials_per_hour"] / throughput[0]["trials_per_hour"]
+    payload = {
+        "benchmark": "search",
         "paretone_version": __version__,
-        "quick": args.quick,
+        "scale": scale_name,
+        "default_method": default,
+        "hypervolume_ratio": summary[default]["hypervolume_vs_best_simple_median"]
+        if default in summary
+        else None,
+        "worker_scaling": scaling,
+        "budget_fraction": BUDGET_FRACTION,
+        "splits": splits,
+        "seeds": seeds,
         "trials_per_run": trials,
         "epochs_per_trial": epochs,
-        "seeds": seeds,
-        "budget_fraction": BUDGET_FRACTION,
-        "quality": quality,
-        "quality_summary": summary,
+        "summary": summary,
+        "results": results,
         "throughput": throughput,
-        "budget_honesty": honesty,
         "device": profile.fingerprint,
-        "total_seconds": round(time.perf_counter() - started, 1),
+        "seconds": round(time.perf_counter() - started, 1),
     }
-    write_json(args.out, result)
-
-    table = Table(
-        title=f"search quality: {trials} trials, seeds {seeds}, budget {BUDGET_FRACTION:.0%} of teacher"
-    )
-    for column in ("method", "hypervolume (median)", "best feasible accuracy (median)"):
+    write_json(out, payload)
+    table = Table(title=f"search at {BUDGET_FRACTION:.0%} of the teacher, {trials} trials, equal CPU-seconds")
+    columns = ["method", "hypervolume", "vs best simple", "best validation", "best test", "val~test rho"]
+    for column in columns:
         table.add_column(column, justify="right")
-    for method, s in summary.items():
-        table.add_row(method, f"{s['hypervolume_median']:.4f}", f"{s['best_feasible_accuracy_median']:.2%}")
-    console.print(table)
-    table = Table(title="throughput")
-    for column in ("workers", "trials/hour", "overhead s/trial", "overhead share"):
-        table.add_column(column, justify="right")
-    for r in throughput:
+    for name, s in summary.items():
+        cells = [s["hypervolume_median"], s["hypervolume_vs_best_simple_median"], s["best_validation_median"]]
+        cells += [s["best_test_median"], s["validation_test_spearman_median"]]
         table.add_row(
-            str(r["workers"]),
-            f"{r['trials_per_hour']:.1f}",
-            f"{r['overhead_seconds_per_trial']:.2f}",
-            f"{r['overhead_share']:.1%}",
+            name + (" (default)" if name == default else ""),
+            *("-" if c is None else f"{c:.3f}" for c in cells),
         )
     console.print(table)
-    table = Table(title="budget honesty: best feasible trial of each run, exported and measured")
-    for column in ("run", "accuracy", "predicted ms", "measured ms", "budget ms", "within budget"):
-        table.add_column(column, justify="right")
-    for r in (r for r in honesty if "error" not in r):
-        table.add_row(
-            r["study"],
-            f"{r['accuracy']:.2%}",
-            f"{r['predicted_ms']:.3f}",
-            f"{r['measured_ms']:.3f}",
-            f"{r['budget_ms']:.3f}",
-            str(r["within_budget"]),
+    for t in throughput:
+        console.print(
+            f"{t['workers']} worker(s): {t['trials_per_hour']:.1f} trials/h, "
+            f"idle {t['idle_worker_share']:.0%}, "
+            f"driver {t['driver_seconds_per_candidate']:.3f} s per candidate"
         )
-    console.print(table)
+    console.print(f"worker scaling {scaling:.2f}x; wrote {out} in {payload['seconds']:.0f} s")
     return 0
 
 

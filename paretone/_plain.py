@@ -13,7 +13,7 @@ import typing
 from collections.abc import Mapping
 from typing import Any
 
-from paretone.errors import ConfigError
+from paretone.errors import ConfigError, names
 
 
 def _check_scalar(hint: Any, value: Any, where: str) -> Any:
@@ -78,7 +78,7 @@ def from_plain(cls: type, data: Any, where: str) -> Any:
     fields = {f.name: f for f in dataclasses.fields(cls)}
     unknown = set(data) - set(fields)
     if unknown:
-        raise ConfigError(f"{where} has unknown field(s) {', '.join(sorted(map(str, unknown)))}")
+        raise ConfigError(f"{where} has unknown field(s) {names(unknown)}")
     values = {}
     for name, field in fields.items():
         if name in data:

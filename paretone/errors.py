@@ -5,6 +5,8 @@ The message must name the offending thing and say how to fix it; programming err
 ordinary exceptions so that their tracebacks remain visible.
 """
 
+from collections.abc import Iterable
+
 
 class ParetoneError(Exception):
     """Base class of every error caused by the user's input."""
@@ -20,3 +22,10 @@ class CheckpointError(ParetoneError):
 
 class ConfigError(ParetoneError):
     """A configuration value is invalid."""
+
+
+def names(values: Iterable[object]) -> str:
+    """Names from the user's input, sorted, for a one-line message: one holding a newline or other
+    unprintable character is shown quoted (``'\\n'``), so it cannot break the line."""
+    shown = (text if text.isprintable() else repr(text) for text in map(str, values))
+    return ", ".join(sorted(shown))

@@ -143,3 +143,9 @@ def make_driver(teacher: Path, profile, tmp_path: Path, **overrides):
         **overrides,
     )
     return Driver(settings, latency=LatencyModel(profile), memory=MemoryModel(profile), device=profile.device)
+
+
+def assert_one_line(exc: BaseException) -> None:
+    """A user error reads as one non-empty line (the CLI prints it as is)."""
+    text = str(exc)
+    assert text.strip() and "\n" not in text, f"not one line: {text!r}"

@@ -7,7 +7,8 @@ Split names (``make_splits(catalog, split)``):
   train. Speaker-dependent: every speaker appears in all three.
 - ``speaker:NAME`` (FSDD, or a manifest with a ``speaker`` column): NAME's clips are test, the
   next speaker in sorted order is validation, the rest train, so both evaluation sets are voices
-  the model never heard.
+  the model never heard. ``speaker:NAME:K``: the next K speakers are validation, so a search's
+  validation metric averages over K new voices instead of resting on one (fewer voices to train on).
 - ``fold:K`` (manifest): fold K is test, the previous fold (cyclically) validation.
 - ``hash``: a stable hash of each file's relative path, 80/10/10; independent of file order.
 """
@@ -40,7 +41,8 @@ def make_splits(catalog: Catalog, split: str = "default") -> Splits:
     if name == "official":
         parts = _fsdd_official(catalog)
     elif name.startswith("speaker:"):
-        parts = _by_speaker(catalog, name.removeprefix("speaker:"))
+        speaker, _, count = name.removeprefix("speaker:").partition(":")
+        parts = _by_speaker(catalog, speaker, _validation_speakers(count, name))
     elif name.startswith("fold:"):
         parts = _by_fold(catalog, name.removeprefix("fold:"))
     elif name == "hash":
@@ -48,7 +50,7 @@ def make_splits(catalog: Catalog, split: str = "default") -> Splits:
     elif name == "speech-commands":
         parts = _speech_commands(catalog)
     else:
-        raise DataError(f"unknown split {split!r}: use default, official, speaker:NAME, fold:K or hash")
+        raise DataError(f"unknown split {split!r}: use default, official, speaker:NAME[:K], fold:K or hash")
     splits = Splits(name, *(tuple(p) for p in parts))
     _check(catalog, splits)
     return splits
@@ -79,7 +81,15 @@ def _fsdd_official(catalog: Catalog) -> list[list[Clip]]:
     return parts
 
 
-def _by_speaker(catalog: Catalog, speaker: str) -> list[list[Clip]]:
+def _validation_speakers(text: str, split: str) -> int:
+    if not text:
+        return 1
+    if not text.isdigit() or int(text) < 1:
+        raise DataError(f"split {split!r}: the validation speaker count must be a whole number >= 1")
+    return int(text)
+
+
+def _by_speaker(catalog: Catalog, speaker: str, validation_count: int = 1) -> list[list[Clip]]:
     speakers = list(catalog.speakers)
     if not speakers:
         raise DataError(
@@ -87,12 +97,16 @@ def _by_speaker(catalog: Catalog, speaker: str) -> list[list[Clip]]:
         )
     if speaker not in speakers:
         raise DataError(f"speaker {speaker!r} not in the dataset; choose one of {', '.join(speakers)}")
-    if len(speakers) < 3:
-        raise DataError("a speaker split needs at least 3 speakers (train, validation, test)")
-    validation = speakers[(speakers.index(speaker) + 1) % len(speakers)]
+    if len(speakers) < 2 + validation_count:
+        raise DataError(
+            f"split 'speaker:{speaker}' with {validation_count} validation speaker(s) needs at least "
+            f"{2 + validation_count} speakers (train, validation, test); this dataset has {len(speakers)}"
+        )
+    at = speakers.index(speaker)
+    validation = {speakers[(at + k) % len(speakers)] for k in range(1, validation_count + 1)}
     return [
-        [c for c in catalog.clips if c.speaker not in (speaker, validation)],
-        [c for c in catalog.clips if c.speaker == validation],
+        [c for c in catalog.clips if c.speaker != speaker and c.speaker not in validation],
+        [c for c in catalog.clips if c.speaker in validation],
         [c for c in catalog.clips if c.speaker == speaker],
     ]
 

@@ -61,7 +61,7 @@ _data_options = [
         "--split",
         default="default",
         show_default=True,
-        help="default, official, speaker:NAME, fold:K or hash.",
+        help="default, official, speaker:NAME[:K] (K validation speakers), fold:K or hash.",
     ),
 ]
 

@@ -185,7 +185,12 @@ def search(config_path: Path | None, resume: bool, **flags: Any) -> None:
     if summary.front_origins:
         origins = ", ".join(f"{count} {where}" for where, count in sorted(summary.front_origins.items()))
         click.echo(f"front members proposed by: {origins}")
+    if summary.allocations is not None:
+        click.echo(
+            f"allocations from sensitivity: {summary.allocations}"
+            + ("" if summary.allocations else " (none fits the budget as a whole candidate)")
+        )
     if summary.most_sensitive:
-        click.echo("most sensitive single changes (validation loss, no fine-tuning):")
+        click.echo("most sensitive single changes (output divergence from the teacher, no fine-tuning):")
         for line in summary.most_sensitive:
             click.echo(f"  {line}")

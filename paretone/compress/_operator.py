@@ -17,7 +17,7 @@ from typing import Any, ClassVar
 
 from paretone._registry import Registry
 from paretone.audio import FrontEndConfig, WaveformSet
-from paretone.errors import ConfigError
+from paretone.errors import ConfigError, names
 from paretone.models import AudioModel, Kernel, LayerKernel, ModelStructure
 
 Frozen = Callable[[str], bool]  # is this unit, layer or "front_end" frozen by the space config?
@@ -170,9 +170,7 @@ def mapping(value: Any, where: str) -> dict[str, Any]:
 def only(entry: Mapping[str, Any], known: Sequence[str], where: str) -> None:
     unknown = set(entry) - set(known)
     if unknown:
-        raise ConfigError(
-            f"{where} has unknown field(s) {', '.join(sorted(unknown))}; known: {', '.join(known)}"
-        )
+        raise ConfigError(f"{where} has unknown field(s) {names(unknown)}; known: {', '.join(known)}")
 
 
 def number(value: Any, where: str) -> float:

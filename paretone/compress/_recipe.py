@@ -29,7 +29,7 @@ from paretone.compress._front_end import FrontEnd
 from paretone.compress._operator import OPERATORS, Operator, StudentPlan, mapping
 from paretone.compress._prune import Prune
 from paretone.compress._quantize import Quantize
-from paretone.errors import ConfigError
+from paretone.errors import ConfigError, names
 from paretone.models import Kernel, ModelStructure, family_of
 
 RECIPE_FORMAT = "paretone.recipe/2"
@@ -142,7 +142,7 @@ class Recipe:
                 return _from_v1(data)
             unknown = set(data) - {"format", "paretone_version", "operators"}
             if unknown:
-                raise ConfigError(f"recipe has unknown field(s) {', '.join(sorted(unknown))}")
+                raise ConfigError(f"recipe has unknown field(s) {names(unknown)}")
             entries = mapping(data.get("operators", {}), "recipe operators")
             return cls(tuple(OPERATORS.named(key).from_entry(entry) for key, entry in entries.items()))
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
@@ -174,7 +174,7 @@ def _from_v1(data: Mapping[str, Any]) -> Recipe:
     known = {"format", "paretone_version", "heads", "channels", "precision", "distillation"}
     unknown = set(data) - known - {"importance", "front_end"}
     if unknown:
-        raise ConfigError(f"recipe has unknown field(s) {', '.join(sorted(unknown))}")
+        raise ConfigError(f"recipe has unknown field(s) {names(unknown)}")
     formats = {}
     for layer, bits in mapping(data.get("precision", {}), "precision").items():
         bits = mapping(bits, f"precision[{layer!r}]")

@@ -7,14 +7,7 @@ The only room that imports Optuna and Ray together; its attributes are defined i
 from paretone.search._attrs import DIRECTIONS, Objectives, Predicted, StudyInfo, feasible, study_folder
 from paretone.search._budget import DEFAULT_LATENCY_FRACTION, Budget, ResolvedBudget
 from paretone.search._costs import CostModel
-from paretone.search._driver import (
-    Driver,
-    SearchProgress,
-    SearchSettings,
-    SearchSummary,
-    check_resumable,
-    tally,
-)
+from paretone.search._driver import Driver, check_resumable, tally
 from paretone.search._front import (
     Candidate,
     candidates,
@@ -25,6 +18,7 @@ from paretone.search._front import (
 )
 from paretone.search._liveness import Liveness
 from paretone.search._run import LOCAL_DEVICE, ensure_profile, precheck, run_search
+from paretone.search._settings import SearchProgress, SearchSettings, SearchSummary
 from paretone.search._study import (
     SAMPLERS,
     check_storage,
@@ -34,6 +28,7 @@ from paretone.search._study import (
     make_storage,
     open_study,
 )
+from paretone.search._workers import WorkerSetup
 
 __all__ = [
     "DEFAULT_LATENCY_FRACTION",
@@ -52,6 +47,7 @@ __all__ = [
     "SearchSettings",
     "SearchSummary",
     "StudyInfo",
+    "WorkerSetup",
     "candidates",
     "check_resumable",
     "check_storage",

@@ -122,6 +122,27 @@ class CostModel:
                     continue
         return None
 
+    def uniform_rule(self, space: SearchSpace, budget: ResolvedBudget) -> list[dict[str, Any]]:
+        """The uniform rule at its strongest, as a careful user would apply it by hand: for every
+        format and every front-end choice, the largest kept fraction that fits; most kept first
+        (then table order, finest front-end first), duplicates dropped."""
+        found = []
+        for order, fmt in enumerate(FORMAT_NAMES):
+            for rank, front_end in enumerate(space.front_end_options()):
+                for keep in KEEP_LEVELS:
+                    params = space.uniform(UniformSetting(keep, fmt, front_end))
+                    try:
+                        if self.fits(space.recipe(params), budget):
+                            found.append((-keep, order, rank, params))
+                            break
+                    except InvalidCandidate:
+                        continue
+        unique: list[dict[str, Any]] = []
+        for *_, params in sorted(found, key=lambda f: f[:3]):
+            if params not in unique:
+                unique.append(params)
+        return unique
+
     def warm_starts(self, space: SearchSpace, budget: ResolvedBudget) -> list[dict[str, Any]]:
         """The ``WARM_STARTS`` formats whose largest fitting uniform candidate keeps the most
         (predictions only: milliseconds), most kept first; each new student the space offers comes

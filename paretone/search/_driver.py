@@ -11,12 +11,10 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import math
 import time
 from collections import Counter
-from collections.abc import Callable
-from dataclasses import dataclass, field
-from pathlib import Path
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from typing import Any
 
 from optuna.trial import FrozenTrial, Trial, TrialState
@@ -38,135 +36,25 @@ from paretone.search._attrs import (
     retried,
     screened_attrs,
     set_attrs,
-    study_folder,
     warm_start_attrs,
     warm_start_index,
 )
-from paretone.search._budget import Budget, ResolvedBudget
 from paretone.search._costs import CostModel, InvalidCandidate
 from paretone.search._front import Candidate, pareto_candidates
 from paretone.search._liveness import Liveness
-from paretone.search._study import SAMPLERS, make_sampler, open_study
+from paretone.search._settings import SearchProgress, SearchSettings, SearchSummary, Status
+from paretone.search._study import make_sampler, open_study
 from paretone.search._workers import (
-    TRIAL_MEMORY_BYTES,
     WorkerSetup,
     failure_note,
     failure_reason,
     start_ray,
     start_worker,
 )
-from paretone.spaces import SearchSpace, SpaceConfig
+from paretone.spaces import SearchSpace
 from paretone.tasks import task_named
 
 MAX_WORKER_DEATHS = 5
-
-
-@dataclass(frozen=True)
-class SearchSettings:
-    teacher: Path
-    study: str
-    storage: str
-    trials: int = 12
-    budget: Budget = field(default_factory=Budget)
-    workers: int = 1
-    ray_address: str | None = None
-    sampler: str = "nsga2"
-    seed: int = 0
-    resume: bool = False
-    data: Path | None = None
-    split: str | None = None
-    epochs: int = 2
-    space: SpaceConfig = field(default_factory=SpaceConfig)
-    runs_dir: Path = Path("runs")
-    heartbeat_s: float = 5.0
-    stale_after_s: float = 60.0
-    warm_start: bool = True  # begin with the largest uniform candidates that fit the budget
-    allocate: bool = False  # and with integer-program allocations from the teacher's measured sensitivity
-    worker_memory_mb: float = TRIAL_MEMORY_BYTES / 2**20  # declared to Ray, enforced per worker
-    max_screened_per_trial: int = 500  # over-budget candidates told per requested trial, then give up
-    chunk_ms: float | None = None  # a streaming search: latency (and its budget) per chunk of this length
-
-    def __post_init__(self) -> None:
-        for name in ("trials", "workers", "epochs"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ConfigError(f"--{name} must be a whole number >= 1, got {value!r}")
-        if not (math.isfinite(self.worker_memory_mb) and self.worker_memory_mb > 0):
-            raise ConfigError(f"--worker-memory-mb must be a positive number, got {self.worker_memory_mb}")
-        if not self.stale_after_s >= 2 * self.heartbeat_s:  # also refuses NaN
-            raise ConfigError(
-                f"--stale-after-s must be at least {2 * self.heartbeat_s:g} s (two heartbeats), "
-                f"got {self.stale_after_s}"
-            )
-        if self.chunk_ms is not None and not (
-            isinstance(self.chunk_ms, int | float)
-            and not isinstance(self.chunk_ms, bool)
-            and 5 <= self.chunk_ms <= 1000
-        ):
-            raise ConfigError(f"--chunk-ms must be between 5 and 1000 ms, got {self.chunk_ms!r}")
-        if self.sampler not in SAMPLERS:
-            raise ConfigError(f"sampler {self.sampler!r}: use one of {', '.join(SAMPLERS)}")
-        if not self.study or any(c in self.study for c in "/\\") or self.study.startswith("."):
-            raise ConfigError(
-                f"study name {self.study!r}: use letters, digits, '-' or '_' (it names a folder)"
-            )
-
-    @property
-    def folder(self) -> Path:
-        """The study's own folder: its SQLite or journal file's, else ``runs_dir/study``."""
-        return study_folder(self.storage) or self.runs_dir / self.study
-
-    def chunk_samples(self, sample_rate: int) -> int | None:
-        """Samples per chunk of a streaming search at the teacher's rate (None: whole clips)."""
-        return None if self.chunk_ms is None else round(self.chunk_ms * sample_rate / 1000)
-
-    def trial_dir(self, number: int) -> Path:
-        return self.runs_dir / self.study / "trials" / f"{number:05d}"
-
-    def resume_hint(self) -> str:
-        """The command that continues this search, as it must be typed."""
-        parts = [
-            "paretone search",
-            f"--teacher {self.teacher}",
-            f"--study {self.study}",
-            f"--storage {self.storage}",
-            f"--trials {self.trials}",
-            *self.budget.flags(),
-            *([f"--chunk-ms {self.chunk_ms:g}"] if self.chunk_ms is not None else []),
-            "--resume",
-        ]
-        return " ".join(parts)
-
-
-@dataclass(frozen=True)
-class SearchProgress:
-    """What the search reports after each event (for a progress bar or a log line)."""
-
-    finished: int
-    trials: int
-    running: int
-    failed: int
-    screened: int
-    front: int
-    best_score: float | None
-
-
-@dataclass(frozen=True)
-class SearchSummary:
-    study: str
-    storage: str
-    fine_tuned: int
-    failed: int
-    screened: int  # over budget by prediction: told to Optuna without fine-tuning
-    front: int
-    best_score: float | None  # the best feasible validation metric
-    budget: ResolvedBudget
-    seconds: float
-    front_origins: dict[str, int] = field(default_factory=dict)  # front members by what proposed them
-    most_sensitive: tuple[str, ...] = ()  # the teacher's most sensitive single changes (allocate)
-
-
-Status = Callable[[SearchProgress], None]
 
 
 @dataclass
@@ -201,14 +89,18 @@ class Driver:
         device: str,
         status: Status | None = None,
         sensitivity_progress: Callable[[str, int, int], None] | None = None,
+        worker_factory: Callable[[WorkerSetup], Any] = start_worker,
     ) -> None:
         """``sensitivity_progress(stage, done, total)``: how far the sensitivity measurement of
-        ``allocate`` is."""
+        ``allocate`` is. ``worker_factory``: a new Ray actor with ``fine_tune(recipe, epochs,
+        out_dir) -> TrialResult`` (the driver's scalability benchmark passes one that sleeps)."""
         self.settings, self.device = settings, device
+        self.start_worker = worker_factory
         self.status = status or (lambda _: None)
         self.sensitivity_progress = sensitivity_progress
         self.sensitivity: SensitivityTable | None = None  # measured (or read) for allocations
         self._warm_starts_done = False
+        self.driver_seconds = 0.0  # this process's ask/predict/tell time in run(), for throughput figures
         loaded, _ = resolve_splits(settings.teacher, data=settings.data, split=settings.split)  # no audio
         self.task = task_named(loaded.task)
         self.teacher_config = loaded.model.config
@@ -320,6 +212,15 @@ class Driver:
 
     # -- one candidate -----------------------------------------------------------------------
 
+    @contextlib.contextmanager
+    def _driver_time(self) -> Iterator[None]:
+        """Count the driver's own seconds (ask, predict, tell, storage), which workers wait on."""
+        started = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.driver_seconds += time.perf_counter() - started
+
     def _launch(self, worker: Any) -> _Running | None:
         """Ask, predict, and either fine-tune on ``worker`` or tell at once as infeasible."""
         trial = self.study.ask(self.space.distributions())
@@ -368,7 +269,7 @@ class Driver:
                 self.settings.split,
                 memory_bytes=int(self.settings.worker_memory_mb * 2**20),
             )
-            idle.extend(start_worker(setup) for _ in range(self.settings.workers))
+            idle.extend(self.start_worker(setup) for _ in range(self.settings.workers))
             deaths = 0
             while True:
                 # RUNNING trials of another driver (or of a dead one, until they go stale) count as
@@ -382,8 +283,9 @@ class Driver:
                             f"{finished} fitted it; finished trials are kept: raise the budget or "
                             "narrow the space (--config [space])"
                         )
-                    self._enqueue_warm_start()
-                    launched = self._launch(idle[-1])
+                    with self._driver_time():
+                        self._enqueue_warm_start()
+                        launched = self._launch(idle[-1])
                     if launched is None:
                         screened += 1
                         self.liveness.beat(r.trial for r in running.values())  # stay visibly alive
@@ -401,12 +303,13 @@ class Driver:
                 done, _ = ray.wait(list(running), num_returns=1, timeout=self.settings.heartbeat_s)
                 for future in done:
                     entry = running.pop(future)
-                    worker = self._finish(entry, setup)
+                    with self._driver_time():
+                        worker = self._finish(entry, setup)
                     if worker is None:
                         deaths += 1
                         if deaths > MAX_WORKER_DEATHS:
                             raise ConfigError(f"{deaths} search workers died; see ray logs") from None
-                        worker = start_worker(setup)
+                        worker = self.start_worker(setup)
                     idle.append(worker)
                 self.liveness.beat((r.trial for r in running.values()), force=True)
                 self._report(len(running))
@@ -438,7 +341,7 @@ class Driver:
             note = failure_note(self.settings.trial_dir(trial.number)) if worker_died else None
             self.liveness.fail(trial, note or reason, retry=worker_died and note is None)
             if worker_died:
-                return None if note is None else start_worker(setup)
+                return None if note is None else self.start_worker(setup)
             return entry.worker
         set_attrs(trial, result_attrs(result, self.settings.folder))
         self.study.tell(trial, Objectives(result.score, *entry.costs).values())
@@ -466,7 +369,13 @@ class Driver:
             seconds=seconds,
             front_origins=dict(origins),
             most_sensitive=() if self.sensitivity is None else tuple(describe(self.sensitivity)),
+            allocations=self._allocation_count() if self.settings.allocate else None,
+            driver_seconds=self.driver_seconds,
         )
+
+    def _allocation_count(self) -> int:
+        starts = StudyInfo.read(self.study, self.settings.folder).warm_starts
+        return sum(start.origin == ALLOCATION for start in starts)
 
 
 def check_resumable(study: Any, ours: StudyInfo, settings: SearchSettings) -> None:

@@ -41,6 +41,17 @@ def test_speaker_split_holds_out_whole_voices(fsdd_catalog, speaker):
     _assert_disjoint_cover(fsdd_catalog, splits)
 
 
+def test_speaker_split_with_several_validation_voices_takes_the_next_ones(fsdd_catalog):
+    splits = make_splits(
+        fsdd_catalog, "speaker:yweweler:2"
+    )  # sorted: george jackson lucas nicolas theo yweweler
+    assert {c.speaker for c in splits.test} == {"yweweler"}
+    assert {c.speaker for c in splits.validation} == {"george", "jackson"}  # wraps around
+    assert {c.speaker for c in splits.train} == {"lucas", "nicolas", "theo"}
+    assert splits.sizes() == {"train": 1500, "validation": 1000, "test": 500}
+    _assert_disjoint_cover(fsdd_catalog, splits)
+
+
 def test_hash_split_is_stable_and_roughly_80_10_10(fsdd_catalog):
     first, second = make_splits(fsdd_catalog, "hash"), make_splits(fsdd_catalog, "hash")
     assert _paths(first.test) == _paths(second.test)
@@ -76,6 +87,9 @@ def test_class_missing_from_training_is_refused(tmp_path):
     ("split", "message"),
     [
         ("speaker:bob", "not in the dataset"),
+        ("speaker:nicolas:0", "validation speaker count must be a whole number >= 1"),
+        ("speaker:nicolas:x", "validation speaker count must be a whole number >= 1"),
+        ("speaker:nicolas:5", "needs at least 7 speakers"),
         ("fold:1", "needs a 'fold' column"),
         ("magic", "unknown split"),
     ],

@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-import contextlib
 import json
 
 import pytest
@@ -19,6 +18,7 @@ from paretone.compress import (
 )
 from paretone.errors import ConfigError
 from paretone.models import ASTConfig, CNNConfig, build_model
+from tests.helpers import assert_one_line
 
 AST_STRUCTURE = build_model(ASTConfig.uniform(num_classes=10, dim=32, depth=2, heads=2)).structure()
 CNN_STRUCTURE = build_model(CNNConfig.uniform(num_classes=10, channels=(4, 8))).structure()
@@ -175,11 +175,22 @@ def test_fuzzed_recipes_fail_only_with_config_errors(data):
 
 
 def _parses_cleanly(data) -> None:
-    """Any JSON either parses into a recipe that round-trips, or fails with ConfigError alone."""
+    """Any JSON either parses into a recipe that round-trips, or fails with ConfigError alone, in one
+    line; a parsed recipe either fits the AST or is refused the same way."""
     try:
         recipe = Recipe.from_dict(data)
-    except ConfigError:
+    except ConfigError as exc:
+        assert_one_line(exc)
         return
     assert Recipe.from_dict(recipe.to_dict()) == recipe
-    with contextlib.suppress(ConfigError):
+    try:
         recipe.check(AST_STRUCTURE)
+    except ConfigError as exc:
+        assert_one_line(exc)
+
+
+def test_an_unknown_field_holding_a_newline_is_quoted_not_breaking_the_line():
+    with pytest.raises(ConfigError) as refused:
+        Recipe.from_dict({"format": RECIPE_FORMAT, "operators": {"prune": {"\n": None}}})
+    assert_one_line(refused.value)
+    assert "unknown field(s) '\\n'; known:" in str(refused.value)  # found by the fuzz test above

@@ -64,6 +64,7 @@ def test_search_fine_tunes_feasible_and_tells_infeasible_cheaply(
         if not over:
             assert (folder / "recipe.json").is_file() and 0 <= t.values[0] <= 1
     assert summary.screened > 0 and sum(t.user_attrs["fine_tuned"] for t in trials) == 6  # both kinds
+    assert 0 < summary.driver_seconds < summary.seconds  # the driver's own time, timed apart from waiting
     warm = [t for t in trials if t.user_attrs.get("warm_start")]
     assert warm and all(t.constraints["latency_ms"] <= 0 for t in warm)  # warm starts fit the budget
     # artifact paths are stored relative to the study's folder: readable from anywhere

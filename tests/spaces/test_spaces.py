@@ -11,6 +11,7 @@ from paretone.compress import RUNTIME_FORMATS, Prune, Quantize, UniformSetting
 from paretone.errors import ConfigError
 from paretone.models import ASTConfig, CNNConfig, build_model
 from paretone.spaces import SearchSpace, SpaceConfig
+from tests.helpers import assert_one_line
 
 AST = ASTConfig.uniform(num_classes=10, dim=32, depth=2, heads=2, mlp_ratio=2)
 CNN = CNNConfig.uniform(num_classes=10, channels=(8, 8, 16, 16))
@@ -115,12 +116,14 @@ def test_recipe_refuses_foreign_parameters():
 )
 def test_space_config_parser_accepts_or_refuses_cleanly(data):
     """Any [space] table either builds a space whose every point is a valid recipe, or fails with
-    ConfigError alone (never a TypeError, never a silently misread setting)."""
+    ConfigError alone (never a TypeError, never a silently misread setting), in one line."""
     structure = build_model(AST).structure()
     try:
         space = SearchSpace.build(structure, SpaceConfig.from_dict(data))
-    except ConfigError:
+    except ConfigError as exc:
+        assert_one_line(exc)
         return
+    assert space.all_params()  # something to search over
     for keep in (0.0, 1.0):
         space.recipe(space.uniform(UniformSetting(keep, "w8a8"))).check(structure)
 

@@ -1,0 +1,41 @@
+"""The teachers benchmarks train once and reuse: `paretone train`'s own path, into the benchmark's
+own folder (reused when its weights are there)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from paretone.audio import Catalog, FrontEndConfig
+from paretone.models import family_named
+from paretone.tasks import CLASSIFICATION, Task
+from paretone.training import TrainConfig, train_teacher
+
+
+def trained_teacher(
+    catalog: Catalog,
+    split: str,
+    out: Path,
+    epochs: int,
+    *,
+    family: str = "ast",
+    task: Task = CLASSIFICATION,
+    front_end: FrontEndConfig | None = None,
+    **sizes: Any,
+) -> Path:
+    """``out``, holding a ``family`` teacher trained ``epochs`` on ``split`` (trained now if absent)."""
+    if not (out / "weights.safetensors").is_file():
+        config = family_named(family).teacher_config(
+            num_classes=len(catalog.labels), front_end=front_end or FrontEndConfig(), **sizes
+        )
+        train_teacher(
+            catalog=catalog,
+            split=split,
+            model_config=config,
+            train_config=TrainConfig(epochs=epochs),
+            out_dir=out,
+            task=task,
+            latency_threads=(1,),
+            overwrite=True,  # the benchmark's own folder
+        )
+    return out

@@ -1,0 +1,126 @@
+"""What a search is asked to do (``SearchSettings``, validated when made) and what it reports
+(``SearchProgress`` after each event, ``SearchSummary`` at the end)."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from paretone.errors import ConfigError
+from paretone.search._attrs import study_folder
+from paretone.search._budget import Budget, ResolvedBudget
+from paretone.search._study import SAMPLERS
+from paretone.search._workers import TRIAL_MEMORY_BYTES
+from paretone.spaces import SpaceConfig
+
+
+@dataclass(frozen=True)
+class SearchSettings:
+    teacher: Path
+    study: str
+    storage: str
+    trials: int = 12
+    budget: Budget = field(default_factory=Budget)
+    workers: int = 1
+    ray_address: str | None = None
+    sampler: str = "nsga2"
+    seed: int = 0
+    resume: bool = False
+    data: Path | None = None
+    split: str | None = None
+    epochs: int = 2
+    space: SpaceConfig = field(default_factory=SpaceConfig)
+    runs_dir: Path = Path("runs")
+    heartbeat_s: float = 5.0
+    stale_after_s: float = 60.0
+    warm_start: bool = True  # begin with the largest uniform candidates that fit the budget
+    allocate: bool = False  # and with integer-program allocations from the teacher's measured sensitivity
+    worker_memory_mb: float = TRIAL_MEMORY_BYTES / 2**20  # declared to Ray, enforced per worker
+    max_screened_per_trial: int = 500  # over-budget candidates told per requested trial, then give up
+    chunk_ms: float | None = None  # a streaming search: latency (and its budget) per chunk of this length
+
+    def __post_init__(self) -> None:
+        for name in ("trials", "workers", "epochs"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ConfigError(f"--{name} must be a whole number >= 1, got {value!r}")
+        if not (math.isfinite(self.worker_memory_mb) and self.worker_memory_mb > 0):
+            raise ConfigError(f"--worker-memory-mb must be a positive number, got {self.worker_memory_mb}")
+        if not self.stale_after_s >= 2 * self.heartbeat_s:  # also refuses NaN
+            raise ConfigError(
+                f"--stale-after-s must be at least {2 * self.heartbeat_s:g} s (two heartbeats), "
+                f"got {self.stale_after_s}"
+            )
+        if self.chunk_ms is not None and not (
+            isinstance(self.chunk_ms, int | float)
+            and not isinstance(self.chunk_ms, bool)
+            and 5 <= self.chunk_ms <= 1000
+        ):
+            raise ConfigError(f"--chunk-ms must be between 5 and 1000 ms, got {self.chunk_ms!r}")
+        if self.sampler not in SAMPLERS:
+            raise ConfigError(f"sampler {self.sampler!r}: use one of {', '.join(SAMPLERS)}")
+        if not self.study or any(c in self.study for c in "/\\") or self.study.startswith("."):
+            raise ConfigError(
+                f"study name {self.study!r}: use letters, digits, '-' or '_' (it names a folder)"
+            )
+
+    @property
+    def folder(self) -> Path:
+        """The study's own folder: its SQLite or journal file's, else ``runs_dir/study``."""
+        return study_folder(self.storage) or self.runs_dir / self.study
+
+    def chunk_samples(self, sample_rate: int) -> int | None:
+        """Samples per chunk of a streaming search at the teacher's rate (None: whole clips)."""
+        return None if self.chunk_ms is None else round(self.chunk_ms * sample_rate / 1000)
+
+    def trial_dir(self, number: int) -> Path:
+        return self.runs_dir / self.study / "trials" / f"{number:05d}"
+
+    def resume_hint(self) -> str:
+        """The command that continues this search, as it must be typed."""
+        parts = [
+            "paretone search",
+            f"--teacher {self.teacher}",
+            f"--study {self.study}",
+            f"--storage {self.storage}",
+            f"--trials {self.trials}",
+            *self.budget.flags(),
+            *([f"--chunk-ms {self.chunk_ms:g}"] if self.chunk_ms is not None else []),
+            "--resume",
+        ]
+        return " ".join(parts)
+
+
+@dataclass(frozen=True)
+class SearchProgress:
+    """What the search reports after each event (for a progress bar or a log line)."""
+
+    finished: int
+    trials: int
+    running: int
+    failed: int
+    screened: int
+    front: int
+    best_score: float | None
+
+
+@dataclass(frozen=True)
+class SearchSummary:
+    study: str
+    storage: str
+    fine_tuned: int
+    failed: int
+    screened: int  # over budget by prediction: told to Optuna without fine-tuning
+    front: int
+    best_score: float | None  # the best feasible validation metric
+    budget: ResolvedBudget
+    seconds: float
+    front_origins: dict[str, int] = field(default_factory=dict)  # front members by what proposed them
+    most_sensitive: tuple[str, ...] = ()  # the teacher's most sensitive single changes (allocate)
+    allocations: int | None = None  # allocation warm starts of the study (None: not allocating)
+    driver_seconds: float = 0.0  # this run's ask/predict/tell time in the driver (workers wait on it)
+
+
+Status = Callable[[SearchProgress], None]
