@@ -21,6 +21,7 @@ import time
 from pathlib import Path
 
 import torch
+from _teachers import trained_teacher  # benchmarks/, run as scripts
 from rich.console import Console
 from rich.table import Table
 
@@ -30,23 +31,13 @@ from paretone.audio import FrontEndConfig, SplitSets, load_splits, make_splits, 
 from paretone.compress import Distill, Prune, Quantize, Recipe, apply, export_compressed, teacher_logits
 from paretone.models import ASTConfig, AudioModel, build_model, count_complexity, export_onnx, load_model
 from paretone.runtime import measure_latencies, run_logits
-from paretone.training import TrainConfig, distil, fit, predict_logits, score, train_teacher
+from paretone.training import TrainConfig, distil, fit, predict_logits, score
 
 DISTILL = Distill(temperature=4.0, alpha=0.7)
 
 
 def _teacher(catalog, split: str, directory: Path, epochs: int) -> AudioModel:
-    if not (directory / "weights.safetensors").is_file():
-        config = ASTConfig.uniform(num_classes=len(catalog.labels))
-        train_teacher(
-            catalog=catalog,
-            split=split,
-            model_config=config,
-            train_config=TrainConfig(epochs=epochs),
-            out_dir=directory,
-            latency_threads=(1,),
-            overwrite=True,  # the benchmark's own folder
-        )
+    trained_teacher(catalog, split, directory, epochs)  # the default AST (ASTConfig.uniform)
     return load_model(directory).model
 
 

@@ -28,6 +28,7 @@ from typing import Any
 
 import onnx
 import torch
+from _teachers import trained_teacher  # benchmarks/, run as scripts
 from rich.console import Console
 from rich.table import Table
 
@@ -45,7 +46,7 @@ from paretone.compress import (
     teacher_logits,
 )
 from paretone.hw_models import DeviceProfile, LatencyModel, calibrate, micro_model
-from paretone.models import ASTConfig, AudioModel, Kernel, count_complexity, export_onnx, load_model
+from paretone.models import AudioModel, Kernel, count_complexity, export_onnx, load_model
 from paretone.runtime import measure_latencies, run_logits
 from paretone.search import (
     Budget,
@@ -59,7 +60,7 @@ from paretone.search import (
 )
 from paretone.spaces import SearchSpace, SpaceConfig
 from paretone.tasks import CLASSIFICATION
-from paretone.training import TrainConfig, distil, score, train_teacher
+from paretone.training import TrainConfig, distil, score
 
 DISTILL = Distill(temperature=4.0, alpha=0.7)
 SPLITS = {"official": "official", "speaker:nicolas": "loso-nicolas"}
@@ -67,16 +68,7 @@ LOWRANK_SPACE = {"ranks": [0.125, 0.5]}  # the [space] setting that puts factori
 
 
 def _teacher(catalog, split: str, directory: Path, epochs: int) -> AudioModel:
-    if not (directory / "weights.safetensors").is_file():
-        train_teacher(
-            catalog=catalog,
-            split=split,
-            model_config=ASTConfig.uniform(num_classes=len(catalog.labels)),
-            train_config=TrainConfig(epochs=epochs),
-            out_dir=directory,
-            latency_threads=(1,),
-            overwrite=True,  # the benchmark's own folder
-        )
+    trained_teacher(catalog, split, directory, epochs)  # the default AST (ASTConfig.uniform)
     return load_model(directory).model
 
 

@@ -145,7 +145,10 @@ def make_driver(teacher: Path, profile, tmp_path: Path, **overrides):
     return Driver(settings, latency=LatencyModel(profile), memory=MemoryModel(profile), device=profile.device)
 
 
-def assert_one_line(exc: BaseException) -> None:
+def is_one_line(exc: BaseException) -> bool:
     """A user error reads as one non-empty line (the CLI prints it as is)."""
-    text = str(exc)
-    assert text.strip() and "\n" not in text, f"not one line: {text!r}"
+    return bool(str(exc).strip()) and "\n" not in str(exc)
+
+
+def assert_one_line(exc: BaseException) -> None:
+    assert is_one_line(exc), f"not one line: {str(exc)!r}"

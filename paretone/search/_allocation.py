@@ -160,13 +160,16 @@ def allocate(
     that front-end, and per target the least sensitive point that fits whole is kept.
     """
     front_names = {p.name for p in space.params.get(FrontEnd.key, [])}
+    around = []  # per front-end choice: its base point, own divergence and priced options, once
+    for front_end in space.front_end_options():
+        base = space.uniform(UniformSetting(1.0, "float", front_end))
+        own = sum(_divergence_of(table, Change(n, base[n])) for n in front_names)
+        by_param = {n: o for n, o in options(space, costs, table, base).items() if n not in front_names}
+        around.append((base, own, by_param))
     found: list[dict[str, Any]] = []
     for level in levels:
         best: tuple[float, dict[str, Any]] | None = None
-        for front_end in space.front_end_options():
-            base = space.uniform(UniformSetting(1.0, "float", front_end))
-            own = sum(_divergence_of(table, Change(n, base[n])) for n in front_names)
-            by_param = {n: o for n, o in options(space, costs, table, base).items() if n not in front_names}
+        for base, own, by_param in around:
             fitted = _fit(space, costs, budget, by_param, base, budget.latency_ms * level)
             if fitted is not None and (best is None or own + fitted[0] < best[0]):
                 best = (own + fitted[0], fitted[1])
