@@ -1,7 +1,7 @@
 """Latency predictions when the device changes speed: raw, speed-corrected by the probe, and refit.
 
     python benchmarks/speed_probe.py            # 16 fitting models, 40 held-out, campaigns 10 min apart
-    python benchmarks/speed_probe.py --quick    # 6 fitting models, 12 held-out, 1 min apart (< 10 min)
+    python benchmarks/speed_probe.py --quick    # 10 fitting models, 12 held-out, 1 min apart (< 10 min)
 
 1. Calibrates a fresh device profile for the default AST teacher (`paretone calibrate`: kernels,
    fitting models, and the speed probe's reference times).
@@ -59,11 +59,16 @@ def _campaign(profile: DeviceProfile, folder: Path, teacher: Any, held_out: int,
         "probe_seconds": report.speed["seconds"] if report.speed else None,
         "raw": _stats(report.latency),
         "speed_corrected": _stats(report.latency_speed_corrected),
+        "anchor_corrected": _stats(report.latency_anchor_corrected),
+        "anchor_factor": report.speed["anchor_factor"] if report.speed else None,
         "refit": _stats(report.latency_after_refit),
         "within_interval": report.within_interval,
         "raw_within_10pct": report.latency.within_10pct,
         "speed_corrected_within_10pct": (
             None if report.latency_speed_corrected is None else report.latency_speed_corrected.within_10pct
+        ),
+        "anchor_corrected_within_10pct": (
+            None if report.latency_anchor_corrected is None else report.latency_anchor_corrected.within_10pct
         ),
         "refit_within_10pct": (
             None if report.latency_after_refit is None else report.latency_after_refit.within_10pct
@@ -81,7 +86,7 @@ def main(argv: list[str] | None = None) -> int:
     name = "speed-probe-quick.json" if args.quick else "speed-probe.json"
     out = args.out or Path("benchmarks/results") / name
     gap_s = 60 * (args.gap_minutes if args.gap_minutes is not None else (1 if args.quick else 10))
-    fit_models, held_out, passes = (6, 12, 3) if args.quick else (16, 40, 5)
+    fit_models, held_out, passes = (10, 12, 3) if args.quick else (16, 40, 5)
     torch.manual_seed(0)
     console = Console(width=150)
     teacher = build_model(ASTConfig.uniform(num_classes=10)).eval()
@@ -99,6 +104,8 @@ def main(argv: list[str] | None = None) -> int:
         overall = [p.overall for p in probes]
         probe = {
             "sentinels": [s.group for s in profile.probe],
+            "anchors": [a.name for a in profile.anchors],
+            "anchor_factor_runs": [p.anchor_factor for p in probes],
             "seconds_median": statistics.median(p.seconds for p in probes),
             "overall_factor_runs": overall,
             "overall_factor_spread": (max(overall) - min(overall)) / statistics.median(overall),
@@ -138,6 +145,9 @@ def main(argv: list[str] | None = None) -> int:
         "speed_corrected_within_10pct": {k: c["speed_corrected_within_10pct"] for k, c in campaigns.items()},
         "raw_within_10pct": {k: c["raw_within_10pct"] for k, c in campaigns.items()},
         "refit_within_10pct": {k: c["refit_within_10pct"] for k, c in campaigns.items()},
+        "anchor_corrected_within_10pct": {
+            k: c["anchor_corrected_within_10pct"] for k, c in campaigns.items()
+        },
     }  # fmt: skip
     write_json(out, result)
 
@@ -145,7 +155,7 @@ def main(argv: list[str] | None = None) -> int:
         table = Table(title=f"{name}: {c['held_out_models']} held-out students, drift {c['drift']:.2f}x")
         for column in ("prediction", "within 5%", "within 10%", "RMSPE", "worst"):
             table.add_column(column, justify="right")
-        for label in ("raw", "speed_corrected", "refit"):
+        for label in ("raw", "speed_corrected", "anchor_corrected", "refit"):
             s = c[label]
             if s is not None:
                 table.add_row(

@@ -12,9 +12,18 @@ from paretone.hw_models._kit import KitModel, export_model, merge_results, rando
 from paretone.hw_models._latency import LatencyModel, LatencyPrediction
 from paretone.hw_models._memory import MemoryModel, MemoryPrediction
 from paretone.hw_models._micro import micro_model
-from paretone.hw_models._probe import SpeedProbe, choose_sentinels, group_of, probe_speed, record_probe
+from paretone.hw_models._probe import (
+    ANCHORS,
+    SpeedProbe,
+    choose_anchors,
+    choose_sentinels,
+    group_of,
+    probe_speed,
+    record_probe,
+)
 from paretone.hw_models._profile import (
     PROFILE_FORMAT,
+    Anchor,
     DeviceProfile,
     KernelMeasurement,
     ModelMeasurement,
@@ -26,8 +35,10 @@ from paretone.hw_models._sweep import calibration_kernels, random_recipe
 from paretone.hw_models._validate import VALIDATION_SEED, ErrorStats, ValidationReport, compare, validate
 
 __all__ = [
+    "ANCHORS",
     "PROFILE_FORMAT",
     "VALIDATION_SEED",
+    "Anchor",
     "CalibrationSummary",
     "DeviceProfile",
     "ErrorStats",
@@ -43,6 +54,7 @@ __all__ = [
     "ValidationReport",
     "calibrate",
     "calibration_kernels",
+    "choose_anchors",
     "choose_sentinels",
     "compare",
     "export_model",

@@ -89,7 +89,8 @@ def calibrate(
     profile = merge_results(profile, device, read_results(work / "results.json"), "this machine")
     if progress:
         progress("recording the speed probe", 0, 1)
-    record_probe(profile, path.parent)  # the device's speed now, as its kernels were just measured
+    # the device's speed now, as its kernels were just measured
+    record_probe(profile, path.parent, teacher=teacher)
     profile.save(path)
     shutil.rmtree(work)
     return CalibrationSummary(

@@ -10,9 +10,15 @@ times now over their times when the profile was calibrated (measured by this sam
 method cancels) are the device's current speed per group, which ``LatencyModel`` multiplies into
 each kernel's prediction.
 
-The sentinels' micro-models are written once beside the profile (``probe/``), so probing again
-costs only the timing. A profile imported from a calibration kit has no probe (the probe must run
-on the device itself); asking it for speed is an error that says so.
+Sentinels are short (about 0.3 ms), and a short run on a shared core sees a neighbour's bursts that
+a longer model averages out (measured: under load the sentinels slowed 1.45x, whole models 1.08x).
+So the probe also times a few **anchors**, whole calibration models of the profile spanning its
+latency range, in the same interleaved passes; their median ratio is the whole-model speed
+(``anchor_factor``), and ``anchored()`` is the probe that scales every kernel by it alone.
+
+The sentinels' micro-models and the anchors' ONNX files are written once beside the profile
+(``probe/``), so probing again costs only the timing. A profile imported from a calibration kit
+has no probe (the probe must run on the device itself); asking it for speed is an error that says so.
 """
 
 from __future__ import annotations
@@ -25,15 +31,18 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from paretone.compress import Recipe
 from paretone.errors import ConfigError
+from paretone.hw_models._kit import export_model
 from paretone.hw_models._micro import save_micro_model
-from paretone.hw_models._profile import DeviceProfile, Sentinel
-from paretone.models import Kernel
+from paretone.hw_models._profile import Anchor, DeviceProfile, Sentinel
+from paretone.models import AudioModel, Kernel
 from paretone.runtime import measure_latencies
 
 PROBE_DIR = "probe"
 SENTINEL_MS = 0.3  # aim: a sentinel's own time near this, timed well above the clock's noise
 PROBE_PASSES, PROBE_RUNS = 3, 15
+ANCHORS = 4  # whole models timed beside the sentinels, spread over the profile's latency range
 
 
 def group_of(kernel: Kernel) -> str:
@@ -49,6 +58,8 @@ class SpeedProbe:
     factors: dict[str, float]
     spread: dict[str, float]
     seconds: float  # what probing cost
+    anchor_factor: float | None = None  # the anchors' median time now over at calibration
+    anchor_spread: float = 0.0  # the anchors' own spread (median over anchors)
 
     @property
     def overall(self) -> float:
@@ -61,6 +72,25 @@ class SpeedProbe:
             factors={g: math.sqrt(f * other.factors.get(g, f)) for g, f in self.factors.items()},
             spread={g: max(v, other.spread.get(g, v)) for g, v in self.spread.items()},
             seconds=self.seconds + other.seconds,
+            anchor_factor=None
+            if self.anchor_factor is None or other.anchor_factor is None
+            else math.sqrt(self.anchor_factor * other.anchor_factor),
+            anchor_spread=max(self.anchor_spread, other.anchor_spread),
+        )
+
+    def anchored(self) -> SpeedProbe:
+        """Every group at the anchors' whole-model speed (ConfigError if the probe timed none)."""
+        if self.anchor_factor is None:
+            raise ConfigError(
+                "this speed probe timed no anchor models; re-run `paretone calibrate` on the device "
+                "with a teacher to record them"
+            )
+        return SpeedProbe(
+            factors=dict.fromkeys(self.factors, self.anchor_factor),
+            spread=dict.fromkeys(self.factors, self.anchor_spread),
+            seconds=self.seconds,
+            anchor_factor=self.anchor_factor,
+            anchor_spread=self.anchor_spread,
         )
 
     def factor(self, kernel: Kernel) -> float:
@@ -77,6 +107,22 @@ def choose_sentinels(profile: DeviceProfile) -> list[Kernel]:
         min(members, key=lambda pair: (abs(pair[0] - SENTINEL_MS), pair[1].key))[1]
         for _, members in sorted(by_group.items())
     ]
+
+
+def choose_anchors(profile: DeviceProfile, count: int = ANCHORS) -> list[str]:
+    """Calibration models with a recipe, evenly spaced over their measured latency (names)."""
+    members = sorted(
+        (m for m in profile.models.values() if m.recipe is not None and m.source == "calibration"),
+        key=lambda m: (m.latency_ms, m.name),
+    )
+    if len(members) <= count:
+        return [m.name for m in members]
+    step = (len(members) - 1) / (count - 1)
+    return [members[round(i * step)].name for i in range(count)]
+
+
+def _anchor_file(folder: Path, name: str) -> Path:
+    return folder / PROBE_DIR / f"anchor-{name}.onnx"
 
 
 def _sentinel_files(folder: Path, kernels: list[Kernel]) -> list[Path]:
@@ -100,30 +146,53 @@ def _time(paths: list[Path], threads: int) -> tuple[list[float], list[float], fl
     return [m.latency_ms for m in measured], spread, time.perf_counter() - start
 
 
-def record_probe(profile: DeviceProfile, folder: str | os.PathLike[str]) -> int:
+def record_probe(
+    profile: DeviceProfile, folder: str | os.PathLike[str], *, teacher: AudioModel | None = None
+) -> int:
     """Time a sentinel now for every group the probe lacks, as the profile's reference speed; called
     at the end of calibration, when the group's kernels were just measured. Groups the probe already
-    has keep their reference (their kernels were measured then). Returns how many were added."""
+    has keep their reference (their kernels were measured then). With ``teacher`` and no anchors yet,
+    the anchors are exported from their recipes and timed too. Returns how many were added."""
     known = {s.group for s in profile.probe}
     kernels = [k for k in choose_sentinels(profile) if group_of(k) not in known]
-    if not kernels:
+    anchors = choose_anchors(profile) if teacher is not None and not profile.anchors else []
+    if not kernels and not anchors:
         return 0
-    times, _, _ = _time(_sentinel_files(Path(folder), kernels), profile.threads)
-    profile.probe += [Sentinel(group_of(k), k, ms) for k, ms in zip(kernels, times, strict=True)]
-    return len(kernels)
+    paths = _sentinel_files(Path(folder), kernels)
+    for name in anchors:
+        path = _anchor_file(Path(folder), name)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        export_model(teacher, Recipe.from_dict(profile.models[name].recipe), path)  # type: ignore[arg-type]
+        paths.append(path)
+    times, _, _ = _time(paths, profile.threads)
+    profile.probe += [Sentinel(group_of(k), k, ms) for k, ms in zip(kernels, times[: len(kernels)], strict=True)]
+    profile.anchors += [Anchor(name, ms) for name, ms in zip(anchors, times[len(kernels) :], strict=True)]
+    return len(kernels) + len(anchors)
 
 
 def probe_speed(profile: DeviceProfile, folder: str | os.PathLike[str]) -> SpeedProbe:
-    """Time the profile's sentinels now; ConfigError if the profile holds no probe."""
+    """Time the profile's sentinels and anchors now, in the same interleaved passes; ConfigError if
+    the profile holds no probe or an anchor's file is gone."""
     if not profile.probe:
         raise ConfigError(
             f"device profile {profile.device!r} holds no speed probe (imported from a kit, or written "
             f"before probes); run `paretone calibrate --device {profile.device}` on the device to record one"
         )
-    kernels = [s.kernel for s in profile.probe]
-    times, spread, seconds = _time(_sentinel_files(Path(folder), kernels), profile.threads)
+    anchor_paths = [_anchor_file(Path(folder), a.name) for a in profile.anchors]
+    for path in anchor_paths:
+        if not path.is_file():
+            raise ConfigError(
+                f"{path}: the speed probe's anchor model is missing; re-run `paretone calibrate --device "
+                f"{profile.device} --teacher DIR` to write it again"
+            )
+    sentinels = _sentinel_files(Path(folder), [s.kernel for s in profile.probe])
+    times, spread, seconds = _time(sentinels + anchor_paths, profile.threads)
+    n = len(profile.probe)
+    anchor_ratios = [now / a.latency_ms for a, now in zip(profile.anchors, times[n:], strict=True)]
     return SpeedProbe(
-        factors={s.group: now / s.latency_ms for s, now in zip(profile.probe, times, strict=True)},
-        spread={s.group: value for s, value in zip(profile.probe, spread, strict=True)},
+        factors={s.group: now / s.latency_ms for s, now in zip(profile.probe, times[:n], strict=True)},
+        spread={s.group: value for s, value in zip(profile.probe, spread[:n], strict=True)},
         seconds=seconds,
+        anchor_factor=statistics.median(anchor_ratios) if anchor_ratios else None,
+        anchor_spread=statistics.median(spread[n:]) if anchor_ratios else 0.0,
     )

@@ -119,6 +119,22 @@ class Sentinel:
         return cls(str(data["group"]), kernel, _positive(data["latency_ms"], f"probe {kernel.key}"))
 
 
+@dataclass(frozen=True)
+class Anchor:
+    """A whole calibration model the speed probe times (``_probe.py``), with its time then."""
+
+    name: str  # the profile model's name; its ONNX file lies in the probe folder
+    latency_ms: float  # the probe's quietest-pass median at calibration
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "latency_ms": self.latency_ms}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Anchor:
+        name = str(data["name"])
+        return cls(name, _positive(data["latency_ms"], f"probe anchor {name}"))
+
+
 @dataclass
 class DeviceProfile:
     device: str
@@ -127,6 +143,7 @@ class DeviceProfile:
     kernels: dict[str, KernelMeasurement] = field(default_factory=dict)  # by kernel key
     models: dict[str, ModelMeasurement] = field(default_factory=dict)  # by name
     probe: list[Sentinel] = field(default_factory=list)  # the speed probe at calibration, one per group
+    anchors: list[Anchor] = field(default_factory=list)  # whole models the probe times beside them
 
     @property
     def threads(self) -> int:
@@ -159,6 +176,7 @@ class DeviceProfile:
             "kernels": [m.to_dict() for m in sorted(self.kernels.values(), key=lambda m: m.kernel.key)],
             "models": [m.to_dict() for m in self.models.values()],
             "probe": [s.to_dict() for s in self.probe],
+            "anchors": [a.to_dict() for a in self.anchors],
         }
 
     def save(self, path: str | os.PathLike[str]) -> Path:
@@ -193,6 +211,7 @@ class DeviceProfile:
             profile.add_kernels([KernelMeasurement.from_dict(k) for k in data.get("kernels", [])])
             profile.add_models([ModelMeasurement.from_dict(m) for m in data.get("models", [])])
             profile.probe = [Sentinel.from_dict(s) for s in data.get("probe", [])]
+            profile.anchors = [Anchor.from_dict(a) for a in data.get("anchors", [])]
         except (KeyError, TypeError, ValueError, ConfigError) as exc:
             detail = exc.args[0] if exc.args else type(exc).__name__
             raise ConfigError(

@@ -68,6 +68,7 @@ class ValidationReport:
     latency_speed_corrected: ErrorStats | None = None  # scaled by the speed probe taken beside them
     speed: dict[str, Any] | None = None  # the probe: factors per group, spread, its cost in seconds
     within_interval: float | None = None  # share of models measured inside their 95% interval
+    latency_anchor_corrected: ErrorStats | None = None  # scaled by the probe's whole-model anchors
 
     def worst(self, count: int = 3) -> list[dict[str, Any]]:
         return sorted(self.rows, key=lambda r: -abs(r["latency_error_pct"]))[:count]
@@ -114,10 +115,12 @@ def compare(
     ms_per_mac = _proxy_scale([_macs(m.kernels) for m in fitted], [m.latency_ms for m in fitted])
     bytes_per_param = _proxy_scale([_params(m.kernels) for m in fitted], [m.file_bytes for m in fitted])
     empty_peak = float(profile.baseline.get("peak_bytes", 0))
+    anchored_probe = speed.anchored() if speed is not None and speed.anchor_factor is not None else None
     rows = []
     for m in held_out:
         lat, mem = latency_model.predict(m.kernels), memory_model.predict(m.kernels)
         now = latency_model.predict(m.kernels, speed=speed) if speed else None
+        anchored = None if anchored_probe is None else latency_model.predict(m.kernels, speed=anchored_probe)
         rows.append(
             {
                 "name": m.name,
@@ -127,6 +130,7 @@ def compare(
                 "predicted_latency_ms": lat.latency_ms,
                 "latency_error_pct": (lat.latency_ms / m.latency_ms - 1) * 100,
                 "speed_corrected_latency_ms": None if now is None else now.latency_ms,
+                "anchor_corrected_latency_ms": None if anchored is None else anchored.latency_ms,
                 "interval_ms": (now or lat).interval_ms,
                 "macs": _macs(m.kernels),
                 "macs_proxy_latency_ms": _macs(m.kernels) * ms_per_mac,
@@ -167,12 +171,21 @@ def compare(
         else stats("speed_corrected_latency_ms", "latency_ms", rows),
         speed=None
         if speed is None
-        else {"factors": speed.factors, "spread": speed.spread, "seconds": speed.seconds},
+        else {
+            "factors": speed.factors,
+            "spread": speed.spread,
+            "seconds": speed.seconds,
+            "anchor_factor": speed.anchor_factor,
+            "anchor_spread": speed.anchor_spread,
+        },
         within_interval=float(
             np.mean([r["interval_ms"][0] <= r["latency_ms"] <= r["interval_ms"][1] for r in with_interval])
         )
         if with_interval
         else None,
+        latency_anchor_corrected=None
+        if anchored_probe is None
+        else stats("anchor_corrected_latency_ms", "latency_ms", rows),
     )
 
 

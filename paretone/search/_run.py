@@ -109,8 +109,9 @@ def run_search(
 ) -> SearchSummary:
     precheck(settings)
     profile = ensure_profile(settings, device=device, profile_dir=profile_dir, progress=calibration_progress)
-    # Predictions stay at the calibrated speed: benchmarks/speed_probe.py found the speed probe
-    # unreliable on a shared machine (README, Hardware models), so the search does not use it yet.
+    # Predictions stay at the calibrated speed: a budget relative to the teacher cancels a uniform
+    # speed change, and benchmarks/speed_probe.py finds the per-group factors too noisy to re-rank
+    # candidates (README, Hardware models).
     driver = Driver(
         settings,
         latency=LatencyModel(profile),

@@ -12,6 +12,7 @@ from click.testing import CliRunner
 from paretone.cli import cli
 from paretone.errors import ConfigError
 from paretone.hw_models import (
+    ANCHORS,
     DeviceProfile,
     LatencyModel,
     MemoryModel,
@@ -206,3 +207,32 @@ def test_broken_profiles_and_results_are_refused_with_advice(tmp_path):
         import_results(tmp_path / "r.json", device="y", profile_dir=tmp_path / "devices")
     with pytest.raises(ConfigError, match="device name"):
         profile_path(tmp_path, "../escape")
+
+
+def test_the_probe_times_whole_calibration_models_as_anchors(profile_dir):
+    profile = DeviceProfile.load(profile_path(profile_dir, "here"))
+    names = [a.name for a in profile.anchors]
+    assert names and set(names) <= set(profile.models)
+    latencies = [profile.models[n].latency_ms for n in names]
+    assert latencies == sorted(latencies)  # spread over the range, fastest first
+    assert len(names) == min(ANCHORS, sum(m.recipe is not None for m in profile.models.values()))
+    probe = probe_speed(profile, profile_dir / "here")
+    assert probe.anchor_factor is not None and 0.3 < probe.anchor_factor < 3
+    anchored = probe.anchored()
+    assert set(anchored.factors.values()) == {probe.anchor_factor}  # one whole-model speed for all
+    # A device twice as slow for whole models: halve the anchors' references, the sentinels' not.
+    profile.anchors = [dataclasses.replace(a, latency_ms=a.latency_ms / 2) for a in profile.anchors]
+    slower = probe_speed(profile, profile_dir / "here")
+    assert slower.anchor_factor == pytest.approx(2 * probe.anchor_factor, rel=0.5)
+    assert slower.overall == pytest.approx(probe.overall, rel=0.5)
+
+
+def test_a_missing_anchor_file_is_refused_with_how_to_fix_it(profile_dir, tmp_path):
+    import shutil
+
+    profile = DeviceProfile.load(profile_path(profile_dir, "here"))
+    copy = tmp_path / "here"
+    shutil.copytree(profile_dir / "here", copy)
+    (copy / "probe" / f"anchor-{profile.anchors[0].name}.onnx").unlink()
+    with pytest.raises(ConfigError, match="anchor model is missing; re-run `paretone calibrate"):
+        probe_speed(profile, copy)
