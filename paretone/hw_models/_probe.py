@@ -165,7 +165,8 @@ def record_probe(
         export_model(teacher, Recipe.from_dict(profile.models[name].recipe), path)  # type: ignore[arg-type]
         paths.append(path)
     times, _, _ = _time(paths, profile.threads)
-    profile.probe += [Sentinel(group_of(k), k, ms) for k, ms in zip(kernels, times[: len(kernels)], strict=True)]
+    sentinel_times = times[: len(kernels)]
+    profile.probe += [Sentinel(group_of(k), k, ms) for k, ms in zip(kernels, sentinel_times, strict=True)]
     profile.anchors += [Anchor(name, ms) for name, ms in zip(anchors, times[len(kernels) :], strict=True)]
     return len(kernels) + len(anchors)
 
