@@ -25,29 +25,11 @@ from paretone._version import __version__
 from paretone.hw_models import export_model, random_models
 from paretone.models import ASTConfig, build_model
 
-CHILD = r"""
-import contextlib, sys
-from pathlib import Path
-import numpy as np, onnxruntime as ort
-path, arena = sys.argv[1], sys.argv[2] == "1"
-def mem(key):
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith(key + ":"):
-            return int(line.split()[1]) * 1024
-with contextlib.suppress(OSError):
-    Path("/proc/self/clear_refs").write_text("5")
-free = mem("VmRSS")
-o = ort.SessionOptions()
-o.intra_op_num_threads, o.inter_op_num_threads, o.log_severity_level = 1, 1, 3
-o.enable_cpu_mem_arena = arena
-s = ort.InferenceSession(path, o, providers=["CPUExecutionProvider"])
-rng = np.random.default_rng(0)
-feeds = {i.name: (rng.standard_normal([d if isinstance(d, int) else 1 for d in i.shape]) * 0.1)
-         .astype(np.float32) for i in s.get_inputs()}
-for _ in range(3):
-    s.run(None, feeds)
-print(max(mem("VmHWM"), mem("VmRSS")) - free)
-"""
+# the shipped measurement (runtime.measure_peak_bytes's child), with the arena as a switch
+CHILD = (
+    "import sys; from paretone.runtime._kit_runner import _peak_in_this_process as peak; "
+    "print(peak(sys.argv[1], 1, arena=sys.argv[2] == '1'))"
+)
 STEADY_MALLOC = {
     "MALLOC_ARENA_MAX": "1",
     "MALLOC_TRIM_THRESHOLD_": "1000000000",

@@ -71,8 +71,9 @@ def fingerprint(threads: int) -> dict[str, Any]:
     }
 
 
-def make_session(path: str | os.PathLike[str], threads: int) -> Any:
-    """A CPU session with ``threads`` intra-op threads and sequential execution (reproducible)."""
+def make_session(path: str | os.PathLike[str], threads: int, *, arena: bool = True) -> Any:
+    """A CPU session with ``threads`` intra-op threads and sequential execution (reproducible);
+    ``arena=False`` turns off ONNX Runtime's CPU memory arena (measured in benchmarks/peak_spread.py)."""
     import onnxruntime as ort
 
     options = ort.SessionOptions()
@@ -81,6 +82,7 @@ def make_session(path: str | os.PathLike[str], threads: int) -> Any:
     options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     options.log_severity_level = 3
+    options.enable_cpu_mem_arena = arena
     return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
 
 
@@ -139,11 +141,11 @@ def _memory_bytes(key: str) -> int:
     return peak if sys.platform == "darwin" else peak * 1024
 
 
-def _peak_in_this_process(path: str, threads: int) -> int:
+def _peak_in_this_process(path: str, threads: int, *, arena: bool = True) -> int:
     with contextlib.suppress(OSError):  # reset the high-water mark: importing onnxruntime peaks higher
         Path("/proc/self/clear_refs").write_text("5")
     session_free = _memory_bytes("VmRSS")
-    session = make_session(path, threads)
+    session = make_session(path, threads, arena=arena)
     feeds = random_feeds(session)
     for _ in range(3):
         session.run(None, feeds)
