@@ -163,6 +163,7 @@ def _print_validation(result: ValidationReport) -> None:
         ("latency (calibrated)", result.latency),
         ("latency (speed-corrected by the probe)", result.latency_speed_corrected),
         ("latency (scaled by the probe's whole-model anchors)", result.latency_anchor_corrected),
+        ("latency (anchors timed inside every pass)", result.latency_anchored_in_pass),
         ("latency (after refit on re-measured)", result.latency_after_refit),
         ("latency (MACs proxy)", result.macs_proxy_latency),
         ("file bytes (calibrated)", result.model_bytes),

@@ -15,6 +15,7 @@ from paretone.hw_models._micro import micro_model
 from paretone.hw_models._probe import (
     ANCHORS,
     SpeedProbe,
+    anchored_latencies,
     choose_anchors,
     choose_sentinels,
     group_of,
@@ -52,6 +53,7 @@ __all__ = [
     "Sentinel",
     "SpeedProbe",
     "ValidationReport",
+    "anchored_latencies",
     "calibrate",
     "calibration_kernels",
     "choose_anchors",

@@ -16,6 +16,11 @@ So the probe also times a few **anchors**, whole calibration models of the profi
 latency range, in the same interleaved passes; their median ratio is the whole-model speed
 (``anchor_factor``), and ``anchored()`` is the probe that scales every kernel by it alone.
 
+A probe before and after a campaign still misses a speed change inside it (measured: a 7-minute
+validation campaign on this machine kind). So validation also times the anchors *inside* its
+passes, several times each, and ``anchored_latencies`` divides every pass's time of a model by the
+speed the anchors timed nearest to it showed: the model's latency at the calibration's speed.
+
 The sentinels' micro-models and the anchors' ONNX files are written once beside the profile
 (``probe/``), so probing again costs only the timing. A profile imported from a calibration kit
 has no probe (the probe must run on the device itself); asking it for speed is an error that says so.
@@ -37,12 +42,14 @@ from paretone.hw_models._kit import export_model
 from paretone.hw_models._micro import save_micro_model
 from paretone.hw_models._profile import Anchor, DeviceProfile, Sentinel
 from paretone.models import AudioModel, Kernel
-from paretone.runtime import measure_latencies
+from paretone.runtime import LatencyMeasurement, measure_latencies
 
 PROBE_DIR = "probe"
 SENTINEL_MS = 0.3  # aim: a sentinel's own time near this, timed well above the clock's noise
 PROBE_PASSES, PROBE_RUNS = 3, 15
 ANCHORS = 4  # whole models timed beside the sentinels, spread over the profile's latency range
+ANCHOR_REPEATS = 3  # times each anchor is timed per validation pass: one is never far from a model
+NEAREST_ANCHORS = 3  # anchor timings whose median speed corrects one pass of a model
 
 
 def group_of(kernel: Kernel) -> str:
@@ -125,6 +132,51 @@ def _anchor_file(folder: Path, name: str) -> Path:
     return folder / PROBE_DIR / f"anchor-{name}.onnx"
 
 
+def anchor_files(profile: DeviceProfile, folder: str | os.PathLike[str]) -> list[Path]:
+    """The anchors' ONNX files beside the profile, in ``profile.anchors`` order (ConfigError if one
+    is gone: re-calibrating writes it again)."""
+    paths = [_anchor_file(Path(folder), a.name) for a in profile.anchors]
+    for path in paths:
+        if not path.is_file():
+            raise ConfigError(
+                f"{path}: the speed probe's anchor model is missing; re-run `paretone calibrate --device "
+                f"{profile.device} --teacher DIR` to write it again"
+            )
+    return paths
+
+
+def anchored_latencies(
+    measured: list[LatencyMeasurement],
+    anchors: list[LatencyMeasurement],
+    reference_ms: list[float],
+    *,
+    nearest: int = NEAREST_ANCHORS,
+) -> list[float]:
+    """Each of ``measured`` at the calibration's speed, from anchors timed in the same passes.
+
+    ``anchors[i]`` timed a whole model whose latency at calibration was ``reference_ms[i]``; every
+    one of its passes is a speed sample (time now over then) at the moment it ran. Each pass of a
+    model is divided by the median of the ``nearest`` samples closest to it in time, and the model's
+    corrected latency is the median over its passes (a pass that a burst hit stays an outlier).
+    Needs ``pass_ms``/``pass_at_s`` from ``measure_latencies``; ValueError without anchors.
+    """
+    samples = [
+        (at, ms / ref)
+        for timing, ref in zip(anchors, reference_ms, strict=True)
+        for ms, at in zip(timing.pass_ms, timing.pass_at_s, strict=True)
+    ]
+    if not samples or nearest < 1:
+        raise ValueError("anchored_latencies needs anchors timed in the same passes and nearest >= 1")
+    corrected = []
+    for m in measured:
+        per_pass = []
+        for ms, at in zip(m.pass_ms, m.pass_at_s, strict=True):
+            close = sorted(samples, key=lambda sample: abs(sample[0] - at))[:nearest]
+            per_pass.append(ms / statistics.median(ratio for _, ratio in close))
+        corrected.append(statistics.median(per_pass))
+    return corrected
+
+
 def _sentinel_files(folder: Path, kernels: list[Kernel]) -> list[Path]:
     """The sentinels' micro-models, written on first use (named by the kernel's key, so a file is
     never taken for another shape)."""
@@ -179,13 +231,7 @@ def probe_speed(profile: DeviceProfile, folder: str | os.PathLike[str]) -> Speed
             f"device profile {profile.device!r} holds no speed probe (imported from a kit, or written "
             f"before probes); run `paretone calibrate --device {profile.device}` on the device to record one"
         )
-    anchor_paths = [_anchor_file(Path(folder), a.name) for a in profile.anchors]
-    for path in anchor_paths:
-        if not path.is_file():
-            raise ConfigError(
-                f"{path}: the speed probe's anchor model is missing; re-run `paretone calibrate --device "
-                f"{profile.device} --teacher DIR` to write it again"
-            )
+    anchor_paths = anchor_files(profile, folder)
     sentinels = _sentinel_files(Path(folder), [s.kernel for s in profile.probe])
     times, spread, seconds = _time(sentinels + anchor_paths, profile.threads)
     n = len(profile.probe)

@@ -212,6 +212,9 @@ class DeviceProfile:
             profile.add_models([ModelMeasurement.from_dict(m) for m in data.get("models", [])])
             profile.probe = [Sentinel.from_dict(s) for s in data.get("probe", [])]
             profile.anchors = [Anchor.from_dict(a) for a in data.get("anchors", [])]
+            unknown = [a.name for a in profile.anchors if a.name not in profile.models]
+            if unknown:
+                raise ValueError(f"probe anchor {unknown[0]} is not one of the profile's whole models")
         except (KeyError, TypeError, ValueError, ConfigError) as exc:
             detail = exc.args[0] if exc.args else type(exc).__name__
             raise ConfigError(

@@ -23,7 +23,13 @@ from paretone.errors import ConfigError
 from paretone.hw_models._kit import Progress, export_model, random_models
 from paretone.hw_models._latency import LatencyModel
 from paretone.hw_models._memory import MemoryModel
-from paretone.hw_models._probe import SpeedProbe, probe_speed
+from paretone.hw_models._probe import (
+    ANCHOR_REPEATS,
+    SpeedProbe,
+    anchor_files,
+    anchored_latencies,
+    probe_speed,
+)
 from paretone.hw_models._profile import DeviceProfile, ModelMeasurement
 from paretone.models import AudioModel, Kernel
 from paretone.runtime import _kit_runner, measure_latencies, measure_peak_bytes
@@ -69,6 +75,7 @@ class ValidationReport:
     speed: dict[str, Any] | None = None  # the probe: factors per group, spread, its cost in seconds
     within_interval: float | None = None  # share of models measured inside their 95% interval
     latency_anchor_corrected: ErrorStats | None = None  # scaled by the probe's whole-model anchors
+    latency_anchored_in_pass: ErrorStats | None = None  # against anchors timed inside every pass
 
     def worst(self, count: int = 3) -> list[dict[str, Any]]:
         return sorted(self.rows, key=lambda r: -abs(r["latency_error_pct"]))[:count]
@@ -98,13 +105,18 @@ def compare(
     drift: float | None = None,
     refit: DeviceProfile | None = None,
     speed: SpeedProbe | None = None,
+    calibration_speed_ms: list[float] | None = None,
     seconds: float = 0.0,
 ) -> ValidationReport:
     """Predictions fitted on ``profile`` against ``held_out`` measurements (none in the profile).
 
     ``refit``: the profile with whole models re-measured now, for the after-refit latency figures;
-    ``speed``: a probe taken while they were measured, for the speed-corrected figures.
+    ``speed``: a probe taken while they were measured, for the speed-corrected figures;
+    ``calibration_speed_ms``: each held-out model's latency at the calibration's speed (from
+    ``anchored_latencies``), for the in-pass anchored figures.
     """
+    if calibration_speed_ms is not None and len(calibration_speed_ms) != len(held_out):
+        raise ValueError("calibration_speed_ms needs one latency per held-out model")
     overlap = {m.name for m in held_out} & set(profile.models)
     if overlap:
         raise ValueError(f"held-out models are in the profile: {sorted(overlap)[:3]}")
@@ -117,8 +129,12 @@ def compare(
     empty_peak = float(profile.baseline.get("peak_bytes", 0))
     anchored_probe = speed.anchored() if speed is not None and speed.anchor_factor is not None else None
     rows = []
-    for m in held_out:
+    for i, m in enumerate(held_out):
         lat, mem = latency_model.predict(m.kernels), memory_model.predict(m.kernels)
+        # the prediction at the speed each model was timed in: scaled by measured / at-calibration
+        in_pass = (
+            None if calibration_speed_ms is None else lat.latency_ms * m.latency_ms / calibration_speed_ms[i]
+        )
         now = latency_model.predict(m.kernels, speed=speed) if speed else None
         anchored = None if anchored_probe is None else latency_model.predict(m.kernels, speed=anchored_probe)
         rows.append(
@@ -131,6 +147,7 @@ def compare(
                 "latency_error_pct": (lat.latency_ms / m.latency_ms - 1) * 100,
                 "speed_corrected_latency_ms": None if now is None else now.latency_ms,
                 "anchor_corrected_latency_ms": None if anchored is None else anchored.latency_ms,
+                "anchored_in_pass_latency_ms": in_pass,
                 "interval_ms": (now or lat).interval_ms,
                 "macs": _macs(m.kernels),
                 "macs_proxy_latency_ms": _macs(m.kernels) * ms_per_mac,
@@ -186,6 +203,9 @@ def compare(
         latency_anchor_corrected=None
         if anchored_probe is None
         else stats("anchor_corrected_latency_ms", "latency_ms", rows),
+        latency_anchored_in_pass=None
+        if calibration_speed_ms is None
+        else stats("anchored_in_pass_latency_ms", "latency_ms", rows),
     )
 
 
@@ -208,7 +228,8 @@ def validate(
     refitting the per-model term on them alone gives the ``latency_after_refit`` figures: what the
     search's measure-refit-continue loop recovers. With ``probe_dir`` (the profile's folder) and a
     profile holding a speed probe, the probe is taken just before and just after the timing passes
-    and their geometric mean gives the ``latency_speed_corrected`` figures.
+    and their geometric mean gives the ``latency_speed_corrected`` figures; the probe's anchors are
+    also timed ``ANCHOR_REPEATS`` times in every pass, for the ``latency_anchored_in_pass`` figures.
     """
     if models < 2:
         raise ValueError("validation needs at least 2 models")
@@ -216,6 +237,8 @@ def validate(
     start = time.perf_counter()
     held_out = random_models(teacher, models, seed=VALIDATION_SEED, prefix="validation")
     again = [m for m in profile.models.values() if m.recipe is not None][:drift_models]
+    probing = probe_dir is not None and bool(profile.probe)
+    anchors = anchor_files(profile, probe_dir) * ANCHOR_REPEATS if probing and profile.anchors else []  # type: ignore[arg-type]
     with tempfile.TemporaryDirectory() as tmp:
         paths = [Path(tmp) / f"{m.name}.onnx" for m in (*held_out, *again)]
         recipes = [m.recipe for m in held_out] + [Recipe.from_dict(m.recipe) for m in again]  # type: ignore[arg-type]
@@ -224,11 +247,11 @@ def validate(
             if progress:
                 progress("exporting models", i + 1, len(paths))
         before = after = None
-        if probe_dir is not None and profile.probe:
-            before = probe_speed(profile, probe_dir)
-        timings = measure_latencies(paths, threads=profile.threads, passes=passes)
-        if probe_dir is not None and before is not None:
-            after = probe_speed(profile, probe_dir)
+        if probing:
+            before = probe_speed(profile, probe_dir)  # type: ignore[arg-type]
+        timings = measure_latencies(paths + anchors, threads=profile.threads, passes=passes)
+        if probing:
+            after = probe_speed(profile, probe_dir)  # type: ignore[arg-type]
         measured = []
         for i, (model, path, timing) in enumerate(zip(held_out, paths, timings, strict=False)):
             peak = measure_peak_bytes(path, threads=profile.threads) if memory else None
@@ -245,7 +268,11 @@ def validate(
             )
             if progress:
                 progress("measuring peak memory" if memory else "collecting", i + 1, models)
-    now = timings[len(held_out) :]
+    now = timings[len(held_out) : len(paths)]
+    in_pass = None
+    if anchors:
+        reference_ms = [profile.models[a.name].latency_ms for a in profile.anchors] * ANCHOR_REPEATS
+        in_pass = anchored_latencies(timings[: len(held_out)], timings[len(paths) :], reference_ms)
     drift, refit = None, None
     if again:
         drift = float(np.median([t.latency_ms / m.latency_ms for t, m in zip(now, again, strict=True)]))
@@ -255,5 +282,11 @@ def validate(
         )
     speed = None if before is None or after is None else before.combined(after)
     return compare(
-        profile, measured, drift=drift, refit=refit, speed=speed, seconds=time.perf_counter() - start
+        profile,
+        measured,
+        drift=drift,
+        refit=refit,
+        speed=speed,
+        calibration_speed_ms=in_pass,
+        seconds=time.perf_counter() - start,
     )

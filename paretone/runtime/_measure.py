@@ -12,6 +12,7 @@ import random
 import subprocess
 import sys
 import tempfile
+import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -24,7 +25,10 @@ class LatencyMeasurement:
     """Batch-1 latency with the thread count pinned.
 
     ``latency_ms``: median of the quietest pass (what predictions are fitted to and compared with);
-    ``median_ms``, ``p10_ms``, ``p90_ms``, ``p95_ms``: over all timed runs of all passes.
+    ``median_ms``, ``p10_ms``, ``p90_ms``, ``p95_ms``: over all timed runs of all passes;
+    ``pass_ms``: each pass's median, ``pass_at_s``: when that pass timed this model (seconds since
+    the measurement started, mid-timing), so a caller can relate each pass to the device's speed
+    then (``hw_models.anchored_latencies`` does, with anchor models timed in the same passes).
     """
 
     latency_ms: float
@@ -35,6 +39,8 @@ class LatencyMeasurement:
     repeats: int
     passes: int
     p95_ms: float | None = None  # recorded since streaming budgets (p95 per chunk)
+    pass_ms: tuple[float, ...] = ()
+    pass_at_s: tuple[float, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -48,18 +54,25 @@ def measure_latencies(
     runs: int = 40,
     warmup: int = 10,
 ) -> list[LatencyMeasurement]:
-    """Time every model in ``passes`` passes (shuffled order each pass) of ``runs`` runs each."""
+    """Time every model in ``passes`` passes (shuffled order each pass) of ``runs`` runs each.
+
+    A path may appear more than once: each occurrence is timed on its own, at its own place in each
+    pass (how anchors are spread through a campaign)."""
     if threads < 1 or passes < 1 or runs < 1 or warmup < 0:
         raise ValueError("threads, passes and runs must be >= 1 and warmup >= 0")
     paths = [Path(p) for p in onnx_paths]
     times: list[list[list[float]]] = [[] for _ in paths]
+    at_s: list[list[float]] = [[] for _ in paths]
+    start = time.perf_counter()
     for pass_index in range(passes):
         order = list(range(len(paths)))
         random.Random(pass_index).shuffle(order)
         for i in order:
+            begun = time.perf_counter()
             times[i].append(_kit_runner.time_runs(paths[i], threads=threads, warmup=warmup, runs=runs))
+            at_s[i].append(((begun + time.perf_counter()) / 2) - start)
     out = []
-    for per_pass in times:
+    for per_pass, when in zip(times, at_s, strict=True):
         summary = _kit_runner.summarize(per_pass)
         out.append(
             LatencyMeasurement(
@@ -71,6 +84,8 @@ def measure_latencies(
                 repeats=summary["repeats"],
                 passes=passes,
                 p95_ms=summary["p95_ms"],
+                pass_ms=tuple(summary["pass_ms"]),
+                pass_at_s=tuple(round(t, 3) for t in when),
             )
         )
     return out
@@ -96,7 +111,11 @@ def measure_latencies_isolated(
     if done.returncode != 0:
         tail = done.stderr.strip().splitlines()[-1:] or ["no output"]
         raise RuntimeError(f"latency measurement process failed: {tail[0]}")
-    return [LatencyMeasurement(**m) for m in json.loads(done.stdout.strip().splitlines()[-1])]
+    rows = json.loads(done.stdout.strip().splitlines()[-1])
+    return [
+        LatencyMeasurement(**{**m, "pass_ms": tuple(m["pass_ms"]), "pass_at_s": tuple(m["pass_at_s"])})
+        for m in rows
+    ]
 
 
 def measure_latency(

@@ -133,6 +133,9 @@ def test_validation_reports_errors_and_proxies(profile_dir, teacher):
         s.group for s in profile.probe
     }
     assert report.within_interval is not None and 0 <= report.within_interval <= 1
+    # the anchors were timed inside the passes too: every model's prediction at its own pass's speed
+    assert report.latency_anchored_in_pass is not None
+    assert all(r["anchored_in_pass_latency_ms"] > 0 for r in report.rows)
     assert report.coverage == 1.0 and len(report.rows) == 3
     # two calibration models re-timed beside them: the machine's drift, and the refit figures
     assert report.drift is not None and 0.2 < report.drift < 5 and report.latency_after_refit is not None

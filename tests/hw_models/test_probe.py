@@ -5,8 +5,16 @@ from __future__ import annotations
 import pytest
 
 from paretone.errors import ConfigError
-from paretone.hw_models import LatencyModel, SpeedProbe, group_of, probe_speed, random_models
+from paretone.hw_models import (
+    LatencyModel,
+    SpeedProbe,
+    anchored_latencies,
+    group_of,
+    probe_speed,
+    random_models,
+)
 from paretone.models import ASTConfig, build_model
+from paretone.runtime import LatencyMeasurement
 from tests.helpers import synthetic_profile
 
 
@@ -80,3 +88,31 @@ def test_the_cost_model_predicts_at_the_speed_it_is_given_and_records_it(setting
     assert now.latency_ms == pytest.approx(1.5 * then.latency_ms, rel=1e-6)
     low, high = now.latency_interval_ms
     assert low < now.latency_ms < high
+
+
+def _timed(pass_ms: list[float], pass_at_s: list[float]) -> LatencyMeasurement:
+    return LatencyMeasurement(
+        min(pass_ms), sorted(pass_ms)[len(pass_ms) // 2], min(pass_ms), max(pass_ms), 1, 1, len(pass_ms),
+        pass_ms=tuple(pass_ms), pass_at_s=tuple(pass_at_s),
+    )  # fmt: skip
+
+
+def test_anchors_in_the_passes_undo_a_speed_change_inside_the_campaign():
+    # The device runs at calibration speed for the first two passes, then 1.6x slower. Anchors
+    # (references 4 and 10 ms) were timed beside the models in every pass; a model of 5 ms at
+    # calibration speed reads 5, 5, 8, 8, 8 ms. Its quietest pass says 5 (by luck of the order); a
+    # probe around the campaign would say "1.6x at the end, 1x at the start". In-pass: exactly 5.
+    speed = [1.0, 1.0, 1.6, 1.6, 1.6]
+    anchors = [
+        _timed([4 * f for f in speed], [10, 70, 130, 190, 250]),
+        _timed([10 * f for f in speed], [30, 90, 150, 210, 270]),
+        _timed([4 * f for f in speed], [50, 110, 170, 230, 290]),
+    ]
+    model = _timed([5 * f for f in speed], [20, 80, 140, 200, 260])
+    late = _timed([3 * 1.6, 3 * 1.6], [200, 280])  # timed only in slow passes: 3 ms at calibration
+    assert anchored_latencies([model, late], anchors, [4, 10, 4]) == pytest.approx([5, 3])
+    # with the farther anchors' samples outvoting the near ones, the correction is wrong: the nearest
+    # samples decide (one nearest sample: only the anchor beside each pass)
+    assert anchored_latencies([late], anchors, [4, 10, 4], nearest=1) == pytest.approx([3])
+    with pytest.raises(ValueError, match="needs anchors timed in the same passes"):
+        anchored_latencies([model], [], [])

@@ -12,6 +12,7 @@ from paretone.runtime import (
     ModelMetadata,
     empty_model,
     make_session,
+    measure_latencies,
     measure_latency,
     open_session,
     run_logits,
@@ -71,3 +72,14 @@ def test_latency_measurement_reports_pinned_threads(tmp_path):
     assert latency.threads == 1 and latency.repeats == 15 and latency.passes == 3
     assert 0 < latency.p10_ms <= latency.median_ms <= latency.p90_ms
     assert latency.latency_ms <= latency.median_ms  # the quietest pass is at most the overall median
+
+
+def test_each_pass_is_recorded_with_when_it_ran_and_a_repeated_path_is_timed_each_time(tmp_path):
+    path = export_onnx(build_model(CNNConfig.uniform(num_classes=10, channels=(8, 8))), tmp_path / "m.onnx")
+    first, again = measure_latencies([path, path], threads=1, passes=3, runs=3)
+    for timing in (first, again):
+        assert len(timing.pass_ms) == len(timing.pass_at_s) == 3
+        assert timing.latency_ms == pytest.approx(min(timing.pass_ms), abs=1e-6)  # the quietest pass
+        assert list(timing.pass_at_s) == sorted(timing.pass_at_s) and timing.pass_at_s[0] >= 0
+    # the two entries ran at different moments of every pass: each is its own speed sample
+    assert all(a != b for a, b in zip(first.pass_at_s, again.pass_at_s, strict=True))
