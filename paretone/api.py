@@ -155,6 +155,7 @@ def search(
     profile_dir: PathLike = DEFAULT_PROFILE_DIR,
     stale_after_s: float = 60.0,
     worker_memory_mb: float = 3072.0,
+    gpus_per_worker: float = 0.0,
     chunk_ms: float | None = None,
     allocate: bool = False,
     status: Any = None,
@@ -163,7 +164,8 @@ def search(
 ) -> Any:
     """Search compressions of ``teacher`` within the budget (``space``: a ``[space]`` table);
     ``chunk_ms``: on a stream, the latency budget is per chunk of this length (p95);
-    ``allocate``: begin also with allocations from the teacher's measured sensitivity."""
+    ``allocate``: begin also with allocations from the teacher's measured sensitivity;
+    ``gpus_per_worker``: fine-tune on CUDA, each worker declaring this many GPUs to Ray."""
     from paretone.search import Budget, SearchSettings, default_storage, run_search
     from paretone.spaces import SpaceConfig
 
@@ -190,6 +192,7 @@ def search(
         space=SpaceConfig.from_dict(space or {}),
         stale_after_s=stale_after_s,
         worker_memory_mb=worker_memory_mb,
+        gpus_per_worker=gpus_per_worker,
         chunk_ms=chunk_ms,
         allocate=allocate,
     )

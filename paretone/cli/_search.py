@@ -19,7 +19,7 @@ SEARCH_KEYS = {
     "latency_budget_ms": NUMBER, "latency_budget_fraction": NUMBER, "memory_budget_mb": NUMBER,
     "size_budget_mb": NUMBER, "workers": WHOLE, "storage": TEXT, "ray_address": TEXT, "sampler": TEXT,
     "seed": WHOLE, "epochs": WHOLE, "device": TEXT, "profile_dir": TEXT, "stale_after_s": NUMBER,
-    "worker_memory_mb": NUMBER, "chunk_ms": NUMBER, "allocate": FLAG,
+    "worker_memory_mb": NUMBER, "gpus_per_worker": NUMBER, "chunk_ms": NUMBER, "allocate": FLAG,
 }  # fmt: skip
 
 
@@ -101,6 +101,12 @@ def read_config(path: Path) -> tuple[dict[str, Any], dict[str, Any]]:
 )
 @click.option(
     "--worker-memory-mb", type=float, default=None, help="Memory per worker, enforced per trial [3072]."
+)
+@click.option(
+    "--gpus-per-worker",
+    type=float,
+    default=None,
+    help="Fine-tune on CUDA: GPUs each worker declares to Ray (0.5 shares one by two) [0: CPU].",
 )
 @click.option(
     "--chunk-ms",

@@ -66,8 +66,8 @@ class ActivationQuantizer(nn.Module):
         if not bool(self.initialized):
             return x
         low, high = (
-            torch.minimum(self.range_min, torch.zeros(())),
-            torch.maximum(self.range_max, torch.zeros(())),
+            torch.minimum(self.range_min, self.range_min.new_zeros(())),
+            torch.maximum(self.range_max, self.range_max.new_zeros(())),
         )
         levels = 2**self.bits - 1
         scale = (high - low).clamp_min(1e-8) / levels
@@ -169,8 +169,8 @@ class DynamicActivationQuantizer(nn.Module):
         self.bits = bits
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        low = torch.minimum(x.detach().min(), torch.zeros(()))
-        high = torch.maximum(x.detach().max(), torch.zeros(()))
+        low = torch.minimum(x.detach().min(), x.new_zeros(()))
+        high = torch.maximum(x.detach().max(), x.new_zeros(()))
         levels = 2**self.bits - 1
         scale = (high - low).clamp_min(1e-8) / levels
         zero_point = torch.round(-low / scale)

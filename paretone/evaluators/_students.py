@@ -44,9 +44,11 @@ def distilled_student(
     logits: torch.Tensor,
     *,
     memory: dict[str, AudioModel] | None = None,
+    device: str = "cpu",
 ) -> AudioModel:
     """A copy of ``architecture`` distilled from ``context``'s teacher (a ``TeacherContext``) for its
-    epochs, from ``memory``, the teacher's cache folder, or trained now and cached there."""
+    epochs, from ``memory``, the teacher's cache folder, or trained now (on ``device``) and cached
+    there."""
     split = context.splits.name
     key = _key(architecture, logits, split)
     if memory is not None and key in memory:
@@ -55,7 +57,7 @@ def distilled_student(
     config = architecture.config_for(context.teacher.config)
     model = _load(folder, config)
     if model is None:
-        model = _train(architecture, config, context, logits)
+        model = _train(architecture, config, context, logits, device)
         if folder.exists():  # damaged or stale: our own cache entry, replaced
             shutil.rmtree(folder, ignore_errors=True)
         _store(folder, model, context)
@@ -75,13 +77,15 @@ def _load(folder: Path, config: Any) -> AudioModel | None:
 
 
 def _train(
-    architecture: StudentArchitecture, config: Any, context: TeacherContext, logits: torch.Tensor
+    architecture: StudentArchitecture, config: Any, context: TeacherContext, logits: torch.Tensor, device: str
 ) -> AudioModel:
     torch.manual_seed(0)
     model = build_model(config)
     sets = context.sets
     train_config = TrainConfig(epochs=architecture.epochs).without_augmentation()
-    distil(model, sets.train, sets.validation, logits, Distill(), train_config, task=context.task)
+    distil(
+        model, sets.train, sets.validation, logits, Distill(), train_config, task=context.task, device=device
+    )
     return model.eval()
 
 

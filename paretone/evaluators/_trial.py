@@ -18,7 +18,7 @@ from rich.progress import Progress
 
 from paretone.audio import Splits, SplitSets, load_splits, make_splits, open_dataset
 from paretone.compress import Recipe, StudentArchitecture, apply, save_student, teacher_logits
-from paretone.errors import CheckpointError
+from paretone.errors import CheckpointError, ConfigError
 from paretone.evaluators._students import distilled_student
 from paretone.models import AudioModel, LoadedModel, count_complexity, load_model
 from paretone.tasks import Task, task_named
@@ -103,10 +103,19 @@ class TrialEvaluator:
         data: str | os.PathLike[str] | None = None,
         split: str | None = None,
         threads: int = 1,
+        device: str = "cpu",
     ) -> None:
+        """``device``: where students fine-tune ("cpu", or "cuda" on a GPU worker); the teacher's
+        logits are computed and cached on the CPU, and students are saved from it."""
         if threads < 1:
             raise ValueError("threads must be >= 1")
+        if device != "cpu" and not (device.startswith("cuda") and torch.cuda.is_available()):
+            raise ConfigError(
+                f"fine-tuning device {device!r}: this worker has no CUDA GPU torch can use; "
+                "run GPU workers on a node with one (and a CUDA build of torch), or use --gpus-per-worker 0"
+            )
         torch.set_num_threads(threads)
+        self.device = device
         self.context = load_context(teacher_dir, data=data, split=split)
         self._logits: torch.Tensor | None = None
         self._students: dict[str, AudioModel] = {}  # new student architectures, distilled
@@ -125,7 +134,7 @@ class TrialEvaluator:
             self._logits = teacher_logits(context.teacher, context.sets.train, cache_dir=context.cache_dir)
         architecture = parsed.get(StudentArchitecture)
         base = (
-            distilled_student(architecture, context, self._logits, memory=self._students)
+            distilled_student(architecture, context, self._logits, memory=self._students, device=self.device)
             if architecture.family
             else None
         )
@@ -138,6 +147,7 @@ class TrialEvaluator:
             parsed.distillation,
             TrainConfig.for_finetuning(epochs),
             task=context.task,
+            device=self.device,
         )
         save_student(
             out_dir,

@@ -46,6 +46,7 @@ from paretone.search._settings import SearchProgress, SearchSettings, SearchSumm
 from paretone.search._study import make_sampler, open_study
 from paretone.search._workers import (
     WorkerSetup,
+    check_gpus,
     failure_note,
     failure_reason,
     start_ray,
@@ -263,11 +264,14 @@ class Driver:
         idle: list[Any] = []
         try:
             self.recover_stale()
+            if self.settings.gpus_per_worker > 0:
+                check_gpus(self.settings.gpus_per_worker, ray.cluster_resources().get("GPU", 0.0))
             setup = WorkerSetup(
                 str(self.settings.teacher),
                 None if self.settings.data is None else str(self.settings.data),
                 self.settings.split,
                 memory_bytes=int(self.settings.worker_memory_mb * 2**20),
+                gpus=self.settings.gpus_per_worker,
             )
             idle.extend(self.start_worker(setup) for _ in range(self.settings.workers))
             deaths = 0

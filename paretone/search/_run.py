@@ -27,6 +27,7 @@ from paretone.search._budget import ResolvedBudget
 from paretone.search._driver import Driver, check_resumable
 from paretone.search._settings import SearchSettings, SearchSummary, Status
 from paretone.search._study import check_storage, load_study_to_resume
+from paretone.search._workers import check_gpus
 from paretone.spaces import SearchSpace
 
 LOCAL_DEVICE = "local"
@@ -74,6 +75,10 @@ def ensure_profile(
 def precheck(settings: SearchSettings) -> None:
     """Refuse, writing nothing, what the driver would refuse only after calibrating."""
     check_storage(settings.storage)
+    if settings.gpus_per_worker > 0 and settings.ray_address is None:  # a cluster's are checked on joining
+        import torch
+
+        check_gpus(settings.gpus_per_worker, torch.cuda.device_count(), "this machine")
     loaded = load_model(settings.teacher)
     space = SearchSpace.build(
         loaded.model.structure(), settings.space, teacher=loaded.model.config

@@ -38,6 +38,7 @@ class SearchSettings:
     warm_start: bool = True  # begin with the largest uniform candidates that fit the budget
     allocate: bool = False  # and with integer-program allocations from the teacher's measured sensitivity
     worker_memory_mb: float = TRIAL_MEMORY_BYTES / 2**20  # declared to Ray, enforced per worker
+    gpus_per_worker: float = 0.0  # declared to Ray; above 0 workers fine-tune on CUDA
     max_screened_per_trial: int = 500  # over-budget candidates told per requested trial, then give up
     chunk_ms: float | None = None  # a streaming search: latency (and its budget) per chunk of this length
 
@@ -48,6 +49,16 @@ class SearchSettings:
                 raise ConfigError(f"--{name} must be a whole number >= 1, got {value!r}")
         if not (math.isfinite(self.worker_memory_mb) and self.worker_memory_mb > 0):
             raise ConfigError(f"--worker-memory-mb must be a positive number, got {self.worker_memory_mb}")
+        if not (
+            isinstance(self.gpus_per_worker, int | float)
+            and not isinstance(self.gpus_per_worker, bool)
+            and math.isfinite(self.gpus_per_worker)
+            and self.gpus_per_worker >= 0
+        ):
+            raise ConfigError(
+                "--gpus-per-worker must be a number >= 0 (a fraction shares a GPU), "
+                f"got {self.gpus_per_worker!r}"
+            )
         if not self.stale_after_s >= 2 * self.heartbeat_s:  # also refuses NaN
             raise ConfigError(
                 f"--stale-after-s must be at least {2 * self.heartbeat_s:g} s (two heartbeats), "

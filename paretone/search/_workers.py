@@ -36,6 +36,11 @@ class WorkerSetup:
     split: str | None
     threads: int = TRIAL_CPUS
     memory_bytes: int = TRIAL_MEMORY_BYTES  # declared to Ray and enforced while fine-tuning
+    gpus: float = 0.0  # declared to Ray; above 0 the worker fine-tunes on CUDA
+
+    @property
+    def device(self) -> str:
+        return "cuda" if self.gpus > 0 else "cpu"
 
 
 class MemoryCap:
@@ -107,7 +112,11 @@ def _worker_class() -> Any:
     class TrialWorker:
         def __init__(self, setup: WorkerSetup) -> None:
             self._evaluator = TrialEvaluator(
-                setup.teacher_dir, data=setup.data, split=setup.split, threads=setup.threads
+                setup.teacher_dir,
+                data=setup.data,
+                split=setup.split,
+                threads=setup.threads,
+                device=setup.device,
             )
             self._cap = MemoryCap(setup.memory_bytes)
 
@@ -126,7 +135,17 @@ def _worker_class() -> Any:
 
 def start_worker(setup: WorkerSetup) -> Any:
     """A new actor handle (its constructor loads the data in the background)."""
-    return _worker_class().options(memory=setup.memory_bytes).remote(setup)
+    return _worker_class().options(memory=setup.memory_bytes, num_gpus=setup.gpus).remote(setup)
+
+
+def check_gpus(gpus_per_worker: float, available: float, where: str = "the Ray cluster") -> None:
+    """ConfigError before any worker starts if ``where`` cannot give one worker its GPUs (Ray would
+    otherwise leave the actor pending forever)."""
+    if gpus_per_worker > available:
+        raise ConfigError(
+            f"--gpus-per-worker {gpus_per_worker:g}: {where} has {available:g} GPUs; run on a machine or "
+            "cluster with a CUDA GPU (Ray finds them itself), or drop --gpus-per-worker"
+        )
 
 
 def failure_reason(error: BaseException) -> tuple[str, bool]:

@@ -39,9 +39,11 @@ def _centre(waves: torch.Tensor, samples: int) -> torch.Tensor:
 
 
 def spec_augment(features: torch.Tensor, config: TrainConfig, generator: torch.Generator) -> torch.Tensor:
-    """Zero random frequency bands and time spans of (batch, mels, frames) features, per example."""
+    """Zero random frequency bands and time spans of (batch, mels, frames) features, per example.
+
+    The masks are drawn on the CPU (``generator`` is a CPU generator) wherever the features are."""
     batch, mels, frames = features.shape
-    keep = torch.ones_like(features, dtype=torch.bool)
+    keep = torch.ones(features.shape, dtype=torch.bool)
     for count, width, size, axis in (
         (config.freq_masks, config.freq_mask_bins, mels, 1),
         (config.time_masks, config.time_mask_frames, frames, 2),
@@ -52,4 +54,4 @@ def spec_augment(features: torch.Tensor, config: TrainConfig, generator: torch.G
             starts = (torch.rand(batch, 1, generator=generator) * (size - widths)).long()
             masked = (positions >= starts) & (positions < starts + widths)  # (batch, size)
             keep &= ~(masked.unsqueeze(2) if axis == 1 else masked.unsqueeze(1))
-    return features * keep
+    return features * keep.to(features.device)

@@ -23,13 +23,15 @@ def distil(
     *,
     task: Task = CLASSIFICATION,
     progress: Progress | None = None,
+    device: str | torch.device = "cpu",
 ) -> FitResult:
     """Fine-tune ``student`` in place on the task's distillation loss; early stop on its metric.
 
     ``teacher_train_logits`` are the teacher's logits on ``train`` (row i for clip i), computed once
     (see ``compress.teacher_logits``), so the teacher never runs here. Pass a config without
     augmentation (``config.without_augmentation()``): the cached logits are of the clean clips, so
-    an augmented input would be paired with a target for another sound.
+    an augmented input would be paired with a target for another sound. ``device``: where it
+    trains (see ``fit``); the cached logits stay on the CPU and move batch by batch.
     """
     if teacher_train_logits.shape[0] != len(train):
         raise ValueError("teacher logits and training set differ in length")
@@ -37,10 +39,12 @@ def distil(
     def loss_fn(logits: torch.Tensor, batch: torch.Tensor) -> torch.Tensor:
         return task.distillation_loss(
             logits,
-            teacher_train_logits[batch],
-            train.targets[batch],
+            teacher_train_logits[batch].to(logits.device),
+            train.targets[batch].to(logits.device),
             temperature=distillation.temperature,
             alpha=distillation.alpha,
         )
 
-    return fit(student, train, validation, config, task=task, loss_fn=loss_fn, progress=progress)
+    return fit(
+        student, train, validation, config, task=task, loss_fn=loss_fn, progress=progress, device=device
+    )

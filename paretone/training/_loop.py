@@ -1,4 +1,9 @@
-"""The supervised training loop: AdamW, warm-up + cosine schedule, early stop on validation."""
+"""The supervised training loop: AdamW, warm-up + cosine schedule, early stop on validation.
+
+Device-agnostic: the data stays on the CPU and each batch moves to the model's device (a GPU
+worker's), augmentation draws from a CPU generator, and the trained model returns to the CPU, where
+it is exported and measured.
+"""
 
 from __future__ import annotations
 
@@ -36,9 +41,11 @@ class FitResult:
 
 @torch.inference_mode()
 def predict_logits(model: AudioModel, data: WaveformSet, batch_size: int = 256) -> torch.Tensor:
+    """Logits on the CPU, whatever device the model is on."""
     was_training = model.training
+    device = next(model.parameters()).device
     model.eval()
-    logits = torch.cat([model(chunk) for chunk in data.waveforms.split(batch_size)])
+    logits = torch.cat([model(chunk.to(device)).cpu() for chunk in data.waveforms.split(batch_size)])
     model.train(was_training)
     return logits
 
@@ -67,19 +74,23 @@ def fit(
     task: Task = CLASSIFICATION,
     loss_fn: LossFn | None = None,
     progress: Progress | None = None,
+    device: str | torch.device = "cpu",
 ) -> FitResult:
-    """Train ``model`` in place and leave it at its best validation epoch (eval mode).
+    """Train ``model`` in place on ``device`` and leave it at its best validation epoch (eval mode,
+    back on the CPU).
 
-    ``loss_fn`` receives the logits and the batch's indices into ``train`` (so a distillation loss
-    can look up cached teacher logits); the default is the task's loss, label-smoothed.
-    Epochs are selected by the task's metric on ``validation``.
+    ``loss_fn`` receives the logits (on ``device``) and the batch's indices into ``train`` (so a
+    distillation loss can look up cached teacher logits); the default is the task's loss,
+    label-smoothed. Epochs are selected by the task's metric on ``validation``.
     """
     if loss_fn is None:
 
         def loss_fn(logits: torch.Tensor, batch: torch.Tensor) -> torch.Tensor:
-            return task.loss(logits, train.targets[batch], label_smoothing=config.label_smoothing)
+            targets = train.targets[batch].to(logits.device)
+            return task.loss(logits, targets, label_smoothing=config.label_smoothing)
 
     torch.manual_seed(config.seed)
+    model.to(device)
     generator = torch.Generator().manual_seed(config.seed)
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     steps_per_epoch = math.ceil(len(train) / config.batch_size)
@@ -97,7 +108,7 @@ def fit(
         model.train()
         order = torch.randperm(len(train), generator=generator)
         for batch in order.split(config.batch_size):
-            waves = augment_waveforms(train.waveforms[batch], config, generator)
+            waves = augment_waveforms(train.waveforms[batch], config, generator).to(device)
             features = spec_augment(model.features(waves), config, generator)
             loss = loss_fn(model.classify(features), batch)
             if not torch.isfinite(loss):
@@ -128,6 +139,7 @@ def fit(
     if progress is not None:
         progress.update(bar, completed=total_steps)
     model.load_state_dict(best_state)
+    model.to("cpu")
     model.eval()
     result.seconds = time.perf_counter() - start
     return result

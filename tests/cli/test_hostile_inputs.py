@@ -15,12 +15,15 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+import torch
 from click.testing import CliRunner
 
 from paretone.cli import cli
 from paretone.compress import OPERATORS
 from tests.conftest import SYNTHETIC as DEVICE
 from tests.helpers import make_driver, record, tree_digest, write_tone
+
+NO_GPU_CASE = "GPU workers on a machine without a GPU"
 
 
 @pytest.fixture(scope="module")
@@ -340,6 +343,22 @@ CASES: dict[str, dict[str, tuple[Case, str]]] = {
             "give pick --latency-limit-ms instead",
         ),
     },
+    "workers": {
+        "negative GPUs per worker": (
+            lambda tmp, t, p: [*_search(t, p), "--gpus-per-worker", "-1"],
+            "--gpus-per-worker must be a number >= 0",
+        ),
+        NO_GPU_CASE: (  # refused before calibration or a Ray starts, not left pending
+            lambda tmp, t, p: [
+                *_search(t, p),
+                "--gpus-per-worker",
+                "1",
+                "--storage",
+                f"sqlite:///{tmp / 'x.db'}",
+            ],
+            "this machine has 0 GPUs",
+        ),
+    },
 }
 PARAMS = [(group, name) for group, cases in CASES.items() for name in cases]
 
@@ -348,6 +367,8 @@ PARAMS = [(group, name) for group, cases in CASES.items() for name in cases]
 def test_refused_in_one_line_with_nothing_written_or_changed(
     group, name, tiny_teacher, profiles, tmp_path, monkeypatch
 ):
+    if name == NO_GPU_CASE and torch.cuda.is_available():
+        pytest.skip("this machine has a CUDA GPU, so GPU workers are not refused here")
     case, needle = CASES[group][name]
     work = tmp_path / "work"
     work.mkdir()

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import secrets
 import shutil
 import signal
 import subprocess
@@ -59,9 +60,11 @@ def _stop_session(session: str, port: int) -> None:
 def test_search_runs_on_an_existing_two_node_ray_cluster(tiny_teacher, profile, tmp_path, monkeypatch):
     _, profiles = profile
     # Ray 2.60 turns token authentication on for a head reachable beyond loopback, and a joining
-    # node must then be in the same mode: every process of this cluster is told so (the token is
-    # the one Ray keeps in ~/.ray/auth_token), as an operator's cluster would be configured.
+    # node must then be in the same mode: every process of this cluster is told so, with a token of
+    # its own (a fresh machine has no ~/.ray/auth_token, and a user's is not ours to create), as an
+    # operator's cluster would be configured.
     monkeypatch.setenv("RAY_AUTH_MODE", "token")
+    monkeypatch.setenv("RAY_AUTH_TOKEN", secrets.token_hex(32))
     port = free_port()
     env_args = ("--num-cpus", "1", "--disable-usage-stats")
     head_args = [

@@ -69,3 +69,32 @@ def test_nan_loss_stops_training_with_a_clear_error(sets):
 
     with pytest.raises(FloatingPointError, match="training loss became nan"):
         fit(model, train, _subset(sets.validation, 32), TrainConfig(epochs=1), loss_fn=nan_loss)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA GPU on this machine")
+def test_distillation_fine_tunes_on_cuda_and_returns_the_student_to_the_cpu(sets, tmp_path):
+    torch.manual_seed(0)
+    teacher = build_model(ASTConfig.uniform(num_classes=10, dim=32, depth=1, heads=2)).eval()
+    recipe = Recipe.of(Quantize({"blocks.0.ffn.fc1": "w4"}), Distill(temperature=2.0, alpha=0.9))
+    train, validation = _subset(sets.train, 256), _subset(sets.validation, 128)
+    logits = teacher_logits(teacher, train, cache_dir=tmp_path)
+    config = TrainConfig(epochs=1, lr=1e-3, warmup_epochs=0).without_augmentation()
+    trained = {}
+    for device in ("cpu", "cuda"):
+        student = apply(recipe, teacher, data=train)
+        result = distil(student, train, validation, logits, recipe.distillation, config, device=device)
+        assert all(p.device.type == "cpu" for p in student.parameters())  # exported from the CPU
+        assert result.best_validation_score == pytest.approx(score(student, validation))
+        trained[device] = predict_logits(student, validation)
+    # the same training on either device: the same function up to float reordering
+    agreement = (trained["cpu"].argmax(1) == trained["cuda"].argmax(1)).float().mean()
+    assert agreement > 0.9
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has a CUDA GPU")
+def test_a_cuda_worker_without_a_gpu_is_refused_before_loading_anything(tmp_path):
+    from paretone.errors import ConfigError
+    from paretone.evaluators import TrialEvaluator
+
+    with pytest.raises(ConfigError, match=r"no CUDA GPU torch can use.*--gpus-per-worker 0"):
+        TrialEvaluator(tmp_path / "no-teacher-here", device="cuda")
