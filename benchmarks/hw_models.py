@@ -6,9 +6,10 @@
 A. Calibrates a fresh device profile for the default AST teacher (every kernel compression can make
 of it, plus random compressed whole models for the per-model term), then exports held-out random
 students (other seeds), measures their latency (interleaved passes, one thread, with 8 calibration
-models re-measured beside them for drift and the refit figures) and peak memory
-(fresh processes), and compares with the calibrated predictions and with two naive proxies:
-MACs scaled to milliseconds and parameters scaled to bytes.
+models re-measured beside them for drift and the refit figures, and the speed probe's anchors
+inside every pass) and memory (fresh processes: the resident-memory rise and ONNX Runtime's own
+allocator peak, each with its range between the processes), and compares with the calibrated
+predictions and with two naive proxies: MACs scaled to milliseconds and parameters to bytes.
 B. Measures kernels, fitting models and the same held-out models in one interleaved campaign and
 compares again: this machine (a shared VM) switches between speed states for minutes at a time,
 and int8 / GELU kernels slow down by up to 1.7x while fp32 GEMMs do not, so A mixes predictor error
@@ -110,9 +111,12 @@ def main(argv: list[str] | None = None) -> int:
             "model_bytes": stats(report.model_bytes),
             "model_bytes_params_proxy": stats(report.params_proxy_bytes),
             "peak_bytes": stats(report.peak_bytes),
+            "tensor_peak_bytes": stats(report.tensor_peak_bytes),
+            "memory_spread": None if report.memory_spread is None else vars(report.memory_spread),
             "drift": report.drift,
             "latency_after_refit": stats(report.latency_after_refit),
             "latency_speed_corrected": stats(report.latency_speed_corrected),
+            "latency_anchored_in_pass": stats(report.latency_anchored_in_pass),
             "within_interval": report.within_interval,
             "worst_latency": report.worst(3),
         },
@@ -124,13 +128,15 @@ def main(argv: list[str] | None = None) -> int:
             "model_bytes": stats(same_session.model_bytes),
             "model_bytes_params_proxy": stats(same_session.params_proxy_bytes),
             "peak_bytes": stats(same_session.peak_bytes),
+            "tensor_peak_bytes": stats(same_session.tensor_peak_bytes),
             "worst_latency": same_session.worst(3),
             "rows": same_session.rows,
         },
         "rows": report.rows,
         "method": "ONNX Runtime CPU, 1 thread, batch 1; latency = median of the quietest of "
         f"{passes} interleaved passes of 40 runs; peak = RSS rise over an empty session, median of 3 "
-        "fresh processes",
+        "fresh processes; tensor peak = ONNX Runtime's allocator peak (mem_in_use_peak in its profile) "
+        "over an empty session, median of the same 3 processes",
     }
     write_json(args.out, result)
 
@@ -141,11 +147,13 @@ def main(argv: list[str] | None = None) -> int:
         for name, s in (
             ("latency, calibrated", r.latency),
             ("latency, speed-corrected by the probe", r.latency_speed_corrected),
+            ("latency, anchors inside every pass", r.latency_anchored_in_pass),
             ("latency, after refit on re-measured models", r.latency_after_refit),
             ("latency, MACs proxy", r.macs_proxy_latency),
             ("file bytes, calibrated", r.model_bytes),
             ("file bytes, params proxy", r.params_proxy_bytes),
             ("peak memory, calibrated", r.peak_bytes),
+            ("ONNX Runtime tensor peak, calibrated", r.tensor_peak_bytes),
         ):
             if s is not None:
                 row = (
@@ -156,6 +164,8 @@ def main(argv: list[str] | None = None) -> int:
                 )
                 table.add_row(name, *row)
         console.print(table)
+    if report.memory_spread is not None:
+        console.print(f"memory measurements' own range between fresh processes: {report.memory_spread}")
     if report.drift is not None:
         console.print(f"drift: calibration models now run at {report.drift:.2f}x their profiled latency")
     console.print(

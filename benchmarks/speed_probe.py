@@ -6,13 +6,15 @@
 1. Calibrates a fresh device profile for the default AST teacher (`paretone calibrate`: kernels,
    fitting models, and the speed probe's reference times).
 2. The probe's own cost and its run-to-run spread: probed 5 times back to back.
-3. Two validation campaigns against the same profile, the second started at least --gap-minutes
-   after the first started: "quiet" as the machine is, and "load" with a bounded background process
-   (numpy matrix products, one thread) on the other core, started and stopped here, to change the
-   speed state. Each campaign (`paretone calibrate --validate`) measures the same held-out
-   compressed models (interleaved passes, 1 thread), probes just before and just after, times the
-   probe's anchors 3 times inside every pass (the in-pass anchored figures), and re-measures 8
-   calibration models for the refit figures.
+3. Three validation campaigns against the same profile, the second started at least
+   --gap-minutes after the first started: "quiet" as the machine is; "load" with a bounded
+   background process (numpy matrix products, one thread) on the other core, started and stopped
+   here, to change the speed state; and "phases", a process per core loaded for a minute and idle
+   for the next, so the speed changes inside the campaign (what a probe before and after cannot
+   correct, and the anchors timed inside every pass are for). Each campaign (`paretone calibrate
+   --validate`) measures the same held-out compressed models (interleaved passes, 1 thread),
+   probes just before and just after, times the probe's anchors 3 times inside every pass (the
+   in-pass anchored figures), and re-measures 8 calibration models for the refit figures.
 Writes JSON to --out and prints one table per campaign.
 """
 
@@ -38,12 +40,24 @@ from paretone.hw_models import DeviceProfile, ErrorStats, calibrate, probe_speed
 from paretone.models import ASTConfig, build_model
 
 LOAD = """
-import time, numpy as np
+import sys, time, numpy as np
 a = np.random.default_rng(0).standard_normal((384, 384)).astype(np.float32)
-end = time.time() + float(__import__("sys").argv[1])
+end, period = time.time() + float(sys.argv[1]), float(sys.argv[2])  # period 0: always on
 while time.time() < end:
+    if period and int(time.time() // period) % 2:
+        time.sleep(0.05)  # an off phase
+        continue
     a = np.tanh(a @ a.T / 384.0)
 """
+PHASE_S = 60  # the "phases" campaign: every core loaded for a minute, then idle for a minute
+
+
+def _loaded(processes: int, period_s: float) -> list[subprocess.Popen]:
+    """Bounded numpy load processes, one thread each (never outliving a crashed benchmark by more
+    than an hour)."""
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+    command = [sys.executable, "-c", LOAD, "3600", str(period_s)]
+    return [subprocess.Popen(command, env=env) for _ in range(processes)]
 
 
 def _stats(s: ErrorStats | None) -> dict[str, float] | None:
@@ -125,17 +139,15 @@ def main(argv: list[str] | None = None) -> int:
         if wait > 0:
             console.print(f"waiting {wait:.0f} s before the second campaign")
             time.sleep(wait)
-        bound_s = 3600  # the load never outlives a crashed benchmark by more than this
-        load = subprocess.Popen(
-            [sys.executable, "-c", LOAD, str(bound_s)],
-            env={**os.environ, "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"},
-        )
-        try:
-            time.sleep(2)
-            campaigns["load"] = _campaign(profile, folder, teacher, held_out, passes)
-        finally:
-            load.kill()
-            load.wait()
+        for name, processes, period_s in (("load", 1, 0), ("phases", os.cpu_count() or 2, PHASE_S)):
+            load = _loaded(processes, period_s)
+            try:
+                time.sleep(2)
+                campaigns[name] = _campaign(profile, folder, teacher, held_out, passes)
+            finally:
+                for p in load:
+                    p.kill()
+                    p.wait()
 
     result = {
         "paretone_version": __version__,

@@ -169,6 +169,7 @@ def _print_validation(result: ValidationReport) -> None:
         ("file bytes (calibrated)", result.model_bytes),
         ("file bytes (params proxy)", result.params_proxy_bytes),
         ("peak memory (calibrated)", result.peak_bytes),
+        ("ONNX Runtime tensor peak (calibrated)", result.tensor_peak_bytes),
     ]
     for name, stats in rows:
         if stats is not None:
@@ -195,6 +196,14 @@ def _print_validation(result: ValidationReport) -> None:
         click.echo(f"speed probe ({result.speed['seconds']:.2f} s): per group now / at calibration: {shown}")
     else:
         click.echo("no speed probe in this profile: re-run `paretone calibrate` on the device to record one")
+    spread = result.memory_spread
+    if spread is not None:
+        tensors = spread.tensor_peak_range_bytes_median
+        click.echo(
+            f"memory measured in {spread.processes} fresh processes per model: peak memory varies by "
+            f"{spread.peak_range_bytes_median / 1e6:.2f} MB between them (median), the tensor peak by "
+            + ("(not recorded by this onnxruntime)" if tensors is None else f"{tensors / 1e6:.2f} MB")
+        )
     if result.within_interval is not None:
         click.echo(f"{result.within_interval:.0%} of the models measured inside their predicted 95% interval")
     if result.coverage < 1:

@@ -33,7 +33,14 @@ from paretone.hw_models._profile import (
     profile_path,
 )
 from paretone.hw_models._sweep import calibration_kernels, random_recipe
-from paretone.hw_models._validate import VALIDATION_SEED, ErrorStats, ValidationReport, compare, validate
+from paretone.hw_models._validate import (
+    VALIDATION_SEED,
+    ErrorStats,
+    MemorySpread,
+    ValidationReport,
+    compare,
+    validate,
+)
 
 __all__ = [
     "ANCHORS",
@@ -49,6 +56,7 @@ __all__ = [
     "LatencyPrediction",
     "MemoryModel",
     "MemoryPrediction",
+    "MemorySpread",
     "ModelMeasurement",
     "Sentinel",
     "SpeedProbe",

@@ -166,6 +166,7 @@ def merge_results(
                     "latency_ms": m["latency_ms"],
                     "peak_bytes": m["peak_bytes"],
                     "file_bytes": m["file_bytes"],
+                    **({"tensor_peak_bytes": m["tensor_peak_bytes"]} if m.get("tensor_peak_bytes") else {}),
                 }
             elif entry["role"] == "kernel":
                 kernels.append(
@@ -180,6 +181,7 @@ def merge_results(
                         file_bytes=m["file_bytes"],
                         peak_bytes=m.get("peak_bytes"),
                         recipe=entry.get("recipe"),
+                        tensor_peak_bytes=m.get("tensor_peak_bytes"),
                     )
                 )
     except (KeyError, TypeError) as exc:

@@ -4,7 +4,10 @@
 layer widths for every format), corrected by per-format terms for graph structure (node and tensor
 names) fitted on whole models.
 ``peak_bytes``: the resident-memory rise from loading and running the model, beyond an empty
-session. ONNX Runtime keeps prepacked copies of float weights, so float and quantized weight bytes
+session (what the device's OS sees, and what the memory budget bounds); ``tensor_peak_bytes``: ONNX
+Runtime's own allocator peak for the model's tensors, fitted the same way on the same features: it
+does not move between processes, so it shows how much of ``peak_bytes``'s error is the
+measurement's. ONNX Runtime keeps prepacked copies of float weights, so float and quantized weight bytes
 get separate coefficients, learnt with the largest live activations and the weights computed at load
 (the "dft" front-end's kernel, folded from several intermediates) from whole-model measurements.
 """
@@ -18,7 +21,7 @@ import numpy as np
 from sklearn.linear_model import LinearRegression
 
 from paretone.errors import ConfigError
-from paretone.hw_models._profile import DeviceProfile
+from paretone.hw_models._profile import DeviceProfile, ModelMeasurement
 from paretone.hw_models._regress import fit_by_group
 from paretone.models import Kernel
 
@@ -35,6 +38,7 @@ class MemoryPrediction:
     peak_bytes: int | None  # beyond an empty session; None if the profile has no whole-model memory
     coverage: float
     uncovered: tuple[str, ...]
+    tensor_peak_bytes: int | None = None  # ONNX Runtime's allocator peak, beyond an empty session
 
     @property
     def complete(self) -> bool:
@@ -54,6 +58,7 @@ class MemoryModel:
         )
         self._file: LinearRegression | None = None
         self._peak: LinearRegression | None = None
+        self._tensor_peak: LinearRegression | None = None
         models = [(self._features(m.kernels), m) for m in profile.models.values()]
         models = [(f, m) for f, m in models if f is not None]
         # Quantized layers add named scale / zero-point tensors and Q/DQ nodes whose names are
@@ -65,13 +70,22 @@ class MemoryModel:
             self._file = LinearRegression().fit(x, np.array([m.file_bytes for _, m in models], dtype=float))
         elif models:
             self._file_offset = float(np.mean([m.file_bytes - f[0] for f, m in models]))
-        if len(models) >= MIN_MODELS:
-            measured = [(f, m.peak_bytes) for f, m in models if m.peak_bytes is not None]
-            if len(measured) >= MIN_MODELS:
-                empty_peak = float(profile.baseline.get("peak_bytes", 0))
-                x = np.array([f[1:] for f, _ in measured])
-                y = np.array([peak - empty_peak for _, peak in measured], dtype=float)
-                self._peak = LinearRegression(positive=True).fit(x, y)
+        self._peak = self._fit_peak(models, "peak_bytes", float(profile.baseline.get("peak_bytes", 0)))
+        self._tensor_peak = self._fit_peak(
+            models, "tensor_peak_bytes", float(profile.baseline.get("tensor_peak_bytes", 0))
+        )
+
+    @staticmethod
+    def _fit_peak(
+        models: list[tuple[tuple[float, ...], ModelMeasurement]], key: str, empty: float
+    ) -> LinearRegression | None:
+        """``key`` beyond an empty session from the peak features (None with too few measured)."""
+        measured = [(f, getattr(m, key)) for f, m in models if getattr(m, key) is not None]
+        if len(measured) < MIN_MODELS:
+            return None
+        x = np.array([f[1:] for f, _ in measured])
+        y = np.array([peak - empty for _, peak in measured], dtype=float)
+        return LinearRegression(positive=True).fit(x, y)
 
     def _file_features(self, features: tuple[float, ...], kernels: Sequence[Kernel]) -> list[float]:
         return [features[0], *(sum(k.quantized and _group(k) == g for k in kernels) for g in self._formats)]
@@ -116,7 +130,8 @@ class MemoryModel:
         stored = features[0] + self._file_offset
         if self._file is not None:
             stored = float(self._file.predict(np.array([self._file_features(features, kernels)]))[0])
-        peak = None
-        if self._peak is not None:
-            peak = int(self._peak.predict(np.array([features[1:]]))[0])
-        return MemoryPrediction(round(stored), peak, coverage, uncovered)
+        peak, tensors = (
+            None if fit is None else int(fit.predict(np.array([features[1:]]))[0])
+            for fit in (self._peak, self._tensor_peak)
+        )
+        return MemoryPrediction(round(stored), peak, coverage, uncovered, tensor_peak_bytes=tensors)

@@ -73,6 +73,7 @@ class ModelMeasurement:
     peak_bytes: int | None = None  # resident-memory rise from loading and running it
     source: str = "calibration"  # or "search", "pick": who added it
     recipe: dict[str, Any] | None = None  # the recipe over the calibrated teacher, to re-export it
+    tensor_peak_bytes: int | None = None  # ONNX Runtime's allocator peak (runtime.measure_memory)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -81,6 +82,7 @@ class ModelMeasurement:
             "latency_ms": self.latency_ms,
             "file_bytes": self.file_bytes,
             "peak_bytes": self.peak_bytes,
+            "tensor_peak_bytes": self.tensor_peak_bytes,
             "recipe": self.recipe,
             "kernels": [k.to_dict() for k in self.kernels],
         }
@@ -99,6 +101,9 @@ class ModelMeasurement:
             peak_bytes=None if data.get("peak_bytes") is None else _bytes(data["peak_bytes"], name),
             source=str(data.get("source", "calibration")),
             recipe=data.get("recipe"),
+            tensor_peak_bytes=None
+            if data.get("tensor_peak_bytes") is None
+            else _bytes(data["tensor_peak_bytes"], name),
         )
 
 

@@ -32,7 +32,7 @@ from paretone.hw_models._probe import (
 )
 from paretone.hw_models._profile import DeviceProfile, ModelMeasurement
 from paretone.models import AudioModel, Kernel
-from paretone.runtime import _kit_runner, measure_latencies, measure_peak_bytes
+from paretone.runtime import MemoryMeasurement, _kit_runner, measure_latencies, measure_memory
 
 VALIDATION_SEED = 1000  # far from the calibration seed: no model is in both sets
 
@@ -58,6 +58,34 @@ class ErrorStats:
 
 
 @dataclass(frozen=True)
+class MemorySpread:
+    """How much the memory measurements themselves vary between fresh processes (max - min), the
+    median over models and the worst relative to the model's median: the floor under any error."""
+
+    processes: int
+    peak_range_bytes_median: float
+    peak_range_pct_worst: float
+    tensor_peak_range_bytes_median: float | None  # None: this onnxruntime records no allocator stats
+    tensor_peak_range_pct_worst: float | None
+
+    @classmethod
+    def of(cls, memory: list[MemoryMeasurement]) -> MemorySpread:
+        recorded = [m for m in memory if m.tensor_peak_range_bytes is not None and m.tensor_peak_bytes]
+        return cls(
+            processes=memory[0].processes,
+            peak_range_bytes_median=float(np.median([m.peak_range_bytes for m in memory])),
+            peak_range_pct_worst=100 * max(m.peak_range_bytes / max(m.peak_bytes, 1) for m in memory),
+            tensor_peak_range_bytes_median=float(np.median([m.tensor_peak_range_bytes for m in recorded]))
+            if recorded
+            else None,
+            tensor_peak_range_pct_worst=100
+            * max(m.tensor_peak_range_bytes / m.tensor_peak_bytes for m in recorded)  # type: ignore[operator]
+            if recorded
+            else None,
+        )
+
+
+@dataclass(frozen=True)
 class ValidationReport:
     device: str
     models: int
@@ -76,6 +104,8 @@ class ValidationReport:
     within_interval: float | None = None  # share of models measured inside their 95% interval
     latency_anchor_corrected: ErrorStats | None = None  # scaled by the probe's whole-model anchors
     latency_anchored_in_pass: ErrorStats | None = None  # against anchors timed inside every pass
+    tensor_peak_bytes: ErrorStats | None = None  # ONNX Runtime's allocator peak, calibrated
+    memory_spread: MemorySpread | None = None  # the memory measurements' own range between processes
 
     def worst(self, count: int = 3) -> list[dict[str, Any]]:
         return sorted(self.rows, key=lambda r: -abs(r["latency_error_pct"]))[:count]
@@ -106,6 +136,7 @@ def compare(
     refit: DeviceProfile | None = None,
     speed: SpeedProbe | None = None,
     calibration_speed_ms: list[float] | None = None,
+    memory: list[MemoryMeasurement] | None = None,
     seconds: float = 0.0,
 ) -> ValidationReport:
     """Predictions fitted on ``profile`` against ``held_out`` measurements (none in the profile).
@@ -113,10 +144,12 @@ def compare(
     ``refit``: the profile with whole models re-measured now, for the after-refit latency figures;
     ``speed``: a probe taken while they were measured, for the speed-corrected figures;
     ``calibration_speed_ms``: each held-out model's latency at the calibration's speed (from
-    ``anchored_latencies``), for the in-pass anchored figures.
+    ``anchored_latencies``), for the in-pass anchored figures; ``memory``: each held-out model's
+    memory measurement, for the measurements' own spread beside the predictions' errors.
     """
-    if calibration_speed_ms is not None and len(calibration_speed_ms) != len(held_out):
-        raise ValueError("calibration_speed_ms needs one latency per held-out model")
+    for name, per_model in (("calibration_speed_ms", calibration_speed_ms), ("memory", memory)):
+        if per_model is not None and len(per_model) != len(held_out):
+            raise ValueError(f"{name} needs one entry per held-out model")
     overlap = {m.name for m in held_out} & set(profile.models)
     if overlap:
         raise ValueError(f"held-out models are in the profile: {sorted(overlap)[:3]}")
@@ -127,6 +160,7 @@ def compare(
     ms_per_mac = _proxy_scale([_macs(m.kernels) for m in fitted], [m.latency_ms for m in fitted])
     bytes_per_param = _proxy_scale([_params(m.kernels) for m in fitted], [m.file_bytes for m in fitted])
     empty_peak = float(profile.baseline.get("peak_bytes", 0))
+    empty_tensors = float(profile.baseline.get("tensor_peak_bytes", 0))
     anchored_probe = speed.anchored() if speed is not None and speed.anchor_factor is not None else None
     rows = []
     for i, m in enumerate(held_out):
@@ -157,10 +191,19 @@ def compare(
                 "params_proxy_bytes": _params(m.kernels) * bytes_per_param,
                 "peak_bytes": None if m.peak_bytes is None else m.peak_bytes - empty_peak,
                 "predicted_peak_bytes": mem.peak_bytes,
+                "tensor_peak_bytes": None
+                if m.tensor_peak_bytes is None
+                else m.tensor_peak_bytes - empty_tensors,
+                "predicted_tensor_peak_bytes": mem.tensor_peak_bytes,
+                "peak_range_bytes": None if memory is None else memory[i].peak_range_bytes,
+                "tensor_peak_range_bytes": None if memory is None else memory[i].tensor_peak_range_bytes,
             }
         )
     with_peak = [r for r in rows if r["peak_bytes"] is not None and r["predicted_peak_bytes"] is not None]
     with_interval = [r for r in rows if r["interval_ms"] is not None]
+    with_tensors = [
+        r for r in rows if r["tensor_peak_bytes"] is not None and r["predicted_tensor_peak_bytes"] is not None
+    ]
 
     def stats(predicted: str, measured: str, subset: list[dict[str, Any]]) -> ErrorStats:
         return ErrorStats.of([r[predicted] for r in subset], [r[measured] for r in subset])
@@ -206,6 +249,10 @@ def compare(
         latency_anchored_in_pass=None
         if calibration_speed_ms is None
         else stats("anchored_in_pass_latency_ms", "latency_ms", rows),
+        tensor_peak_bytes=stats("predicted_tensor_peak_bytes", "tensor_peak_bytes", with_tensors)
+        if with_tensors
+        else None,
+        memory_spread=MemorySpread.of(memory) if memory else None,
     )
 
 
@@ -252,18 +299,21 @@ def validate(
         timings = measure_latencies(paths + anchors, threads=profile.threads, passes=passes)
         if probing:
             after = probe_speed(profile, probe_dir)  # type: ignore[arg-type]
-        measured = []
+        measured, memories = [], []
         for i, (model, path, timing) in enumerate(zip(held_out, paths, timings, strict=False)):
-            peak = measure_peak_bytes(path, threads=profile.threads) if memory else None
+            mem = measure_memory(path, threads=profile.threads) if memory else None
+            if mem is not None:
+                memories.append(mem)
             measured.append(
                 ModelMeasurement(
                     model.name,
                     model.kernels,
                     timing.latency_ms,
                     path.stat().st_size,
-                    peak,
+                    None if mem is None else mem.peak_bytes,
                     source="validation",
                     recipe=model.recipe.to_dict(),
+                    tensor_peak_bytes=None if mem is None else mem.tensor_peak_bytes,
                 )
             )
             if progress:
@@ -288,5 +338,6 @@ def validate(
         refit=refit,
         speed=speed,
         calibration_speed_ms=in_pass,
+        memory=memories or None,
         seconds=time.perf_counter() - start,
     )

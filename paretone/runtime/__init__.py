@@ -9,9 +9,11 @@ from paretone.runtime._kit_runner import fingerprint, make_session, random_feeds
 from paretone.runtime._kit_runner import run as run_kit
 from paretone.runtime._measure import (
     LatencyMeasurement,
+    MemoryMeasurement,
     measure_latencies,
     measure_latencies_isolated,
     measure_latency,
+    measure_memory,
     measure_peak_bytes,
     measure_session_peak_bytes,
 )
@@ -49,6 +51,7 @@ __all__ = [
     "STREAM_INPUT",
     "STREAM_OUTPUT",
     "LatencyMeasurement",
+    "MemoryMeasurement",
     "ModelMetadata",
     "StreamRun",
     "Streamer",
@@ -61,6 +64,7 @@ __all__ = [
     "measure_latencies",
     "measure_latencies_isolated",
     "measure_latency",
+    "measure_memory",
     "measure_peak_bytes",
     "measure_session_peak_bytes",
     "open_session",

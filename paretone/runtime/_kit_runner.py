@@ -21,6 +21,7 @@ import random
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -71,9 +72,12 @@ def fingerprint(threads: int) -> dict[str, Any]:
     }
 
 
-def make_session(path: str | os.PathLike[str], threads: int, *, arena: bool = True) -> Any:
+def make_session(
+    path: str | os.PathLike[str], threads: int, *, arena: bool = True, profile_prefix: str | None = None
+) -> Any:
     """A CPU session with ``threads`` intra-op threads and sequential execution (reproducible);
-    ``arena=False`` turns off ONNX Runtime's CPU memory arena (measured in benchmarks/peak_spread.py)."""
+    ``arena=False`` turns off ONNX Runtime's CPU memory arena (measured in benchmarks/peak_spread.py);
+    ``profile_prefix``: ONNX Runtime profiles the session into a JSON file starting so."""
     import onnxruntime as ort
 
     options = ort.SessionOptions()
@@ -83,6 +87,9 @@ def make_session(path: str | os.PathLike[str], threads: int, *, arena: bool = Tr
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     options.log_severity_level = 3
     options.enable_cpu_mem_arena = arena
+    if profile_prefix is not None:
+        options.enable_profiling = True
+        options.profile_file_prefix = profile_prefix
     return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
 
 
@@ -152,8 +159,28 @@ def _peak_in_this_process(path: str, threads: int, *, arena: bool = True) -> int
     return max(_memory_bytes("VmHWM"), _memory_bytes("VmRSS")) - session_free
 
 
-def peak_memory_bytes(path: str | os.PathLike[str], *, threads: int, processes: int = 3) -> int:
-    """Median over fresh processes of the resident-memory rise from loading and running a model.
+def tensor_peak_bytes(path: str | os.PathLike[str], threads: int) -> int | None:
+    """ONNX Runtime's own allocator statistics: the most bytes its CPU allocator held in use for
+    tensors (weights, activations, prepacked copies) while loading and running the model once.
+
+    Read from the session's profile (ONNX Runtime 1.31 records ``mem_in_use_peak`` per kernel): it
+    counts the model's own allocations only, so it does not move with the process's allocator
+    slack or page faults the way the resident-memory rise does. None from an onnxruntime that
+    records no allocator statistics (older than 1.31).
+    """
+    with tempfile.TemporaryDirectory() as tmp:
+        session = make_session(path, threads, profile_prefix=os.path.join(tmp, "profile"))
+        session.run(None, random_feeds(session))
+        events = json.loads(Path(session.end_profiling()).read_text())
+    peaks = [int(e["args"]["mem_in_use_peak"]) for e in events if "mem_in_use_peak" in e.get("args", {})]
+    return max(peaks) if peaks else None
+
+
+def memory_samples(
+    path: str | os.PathLike[str], *, threads: int, processes: int = 3
+) -> list[dict[str, int | None]]:
+    """Per fresh process: ``peak_bytes`` (the resident-memory rise from loading and running the
+    model) and ``tensor_peak_bytes`` (``tensor_peak_bytes``, in a second session after it).
 
     A fresh process per sample, because the allocator keeps what an earlier session freed.
     """
@@ -165,8 +192,19 @@ def peak_memory_bytes(path: str | os.PathLike[str], *, threads: int, processes: 
             capture_output=True,
             text=True,
         )
-        samples.append(int(out.stdout.strip().splitlines()[-1]))
-    return int(statistics.median(samples))
+        samples.append(json.loads(out.stdout.strip().splitlines()[-1]))
+    return samples
+
+
+def peak_memory_bytes(path: str | os.PathLike[str], *, threads: int, processes: int = 3) -> int:
+    """Median over fresh processes of the resident-memory rise from loading and running a model."""
+    return median_of(memory_samples(path, threads=threads, processes=processes), "peak_bytes")  # type: ignore[return-value]
+
+
+def median_of(samples: list[dict[str, int | None]], key: str) -> int | None:
+    """The median of one quantity over samples; None if any sample lacks it."""
+    values = [s[key] for s in samples]
+    return None if any(v is None for v in values) else int(statistics.median(values))  # type: ignore[type-var]
 
 
 def _write_json(path: Path, data: dict) -> None:
@@ -220,7 +258,9 @@ def run(
     for entry in memory:
         record = raw[entry["id"]]
         if "peak_bytes" not in record:
-            record["peak_bytes"] = peak_memory_bytes(kit_dir / entry["file"], threads=threads)
+            samples = memory_samples(kit_dir / entry["file"], threads=threads)
+            record["peak_bytes"] = median_of(samples, "peak_bytes")
+            record["tensor_peak_bytes"] = median_of(samples, "tensor_peak_bytes")
         done += 1
         if progress is not None:
             progress(done, total)
@@ -228,7 +268,11 @@ def run(
         entry["id"]: {
             **summarize(raw[entry["id"]]["passes_ms"]),
             "file_bytes": os.path.getsize(kit_dir / entry["file"]),
-            **({"peak_bytes": raw[entry["id"]]["peak_bytes"]} if entry.get("memory") else {}),
+            **(
+                {k: raw[entry["id"]].get(k) for k in ("peak_bytes", "tensor_peak_bytes")}
+                if entry.get("memory")
+                else {}
+            ),
         }
         for entry in entries
     }
@@ -243,7 +287,9 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.peak_memory:
-        print(_peak_in_this_process(args.peak_memory, args.threads))
+        rss = _peak_in_this_process(args.peak_memory, args.threads)  # first: the process still fresh
+        tensors = tensor_peak_bytes(args.peak_memory, args.threads)
+        print(json.dumps({"peak_bytes": rss, "tensor_peak_bytes": tensors}))
         return
 
     def show(done: int, total: int) -> None:

@@ -125,6 +125,35 @@ def measure_latency(
     return measure_latencies([onnx_path], threads=threads, passes=passes, runs=runs)[0]
 
 
+@dataclass(frozen=True)
+class MemoryMeasurement:
+    """Memory of loading and running one model, sampled in fresh processes: the resident-memory
+    rise (what the device's OS sees) and ONNX Runtime's allocator peak (the model's own tensors),
+    each a median with its range between processes (the measurement's own spread)."""
+
+    peak_bytes: int
+    peak_range_bytes: int
+    tensor_peak_bytes: int | None  # None: this onnxruntime records no allocator statistics
+    tensor_peak_range_bytes: int | None
+    processes: int
+
+
+def measure_memory(
+    onnx_path: str | os.PathLike[str], *, threads: int = 1, processes: int = 3
+) -> MemoryMeasurement:
+    samples = _kit_runner.memory_samples(onnx_path, threads=threads, processes=processes)
+    rss = [int(s["peak_bytes"]) for s in samples]  # type: ignore[arg-type]
+    tensors = [s["tensor_peak_bytes"] for s in samples]
+    recorded = all(t is not None for t in tensors)
+    return MemoryMeasurement(
+        peak_bytes=_kit_runner.median_of(samples, "peak_bytes"),  # type: ignore[arg-type]
+        peak_range_bytes=max(rss) - min(rss),
+        tensor_peak_bytes=_kit_runner.median_of(samples, "tensor_peak_bytes"),
+        tensor_peak_range_bytes=max(tensors) - min(tensors) if recorded else None,  # type: ignore[type-var,operator]
+        processes=processes,
+    )
+
+
 def measure_peak_bytes(onnx_path: str | os.PathLike[str], *, threads: int = 1, processes: int = 3) -> int:
     """Resident-memory rise from loading and running the model, median over fresh processes
     (ONNX Runtime's own session overhead included: see ``measure_session_peak_bytes``)."""

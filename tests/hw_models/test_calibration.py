@@ -58,6 +58,8 @@ def test_calibration_writes_a_profile_that_covers_every_student(profile_dir, tea
     assert len(profile.models) == 8 and all(
         m.peak_bytes and m.peak_bytes > 0 for m in profile.models.values()
     )
+    # ONNX Runtime's allocator peak beside it: at least the model's stored weights, all in its arena
+    assert all(m.tensor_peak_bytes > 0.5 * m.file_bytes for m in profile.models.values())
     assert profile.fingerprint["threads"] == 1 and profile.fingerprint["onnxruntime"]
     assert not (profile_dir / "here" / "kit-work").exists()  # the work folder is cleaned up
     kept = json.loads((profile_dir / "here" / "profile.old.json").read_text())
@@ -66,6 +68,8 @@ def test_calibration_writes_a_profile_that_covers_every_student(profile_dir, tea
     for student in random_models(teacher, 5, seed=77, prefix="unseen"):
         prediction = model.predict(student.kernels)
         assert prediction.complete and prediction.coverage == 1.0 and prediction.latency_ms > 0
+        memory = MemoryModel(profile).predict(student.kernels)
+        assert memory.peak_bytes is not None and memory.tensor_peak_bytes > 0
 
 
 def test_rerunning_calibration_extends_instead_of_remeasuring(profile_dir, teacher):
@@ -146,6 +150,18 @@ def test_validation_reports_errors_and_proxies(profile_dir, teacher):
     assert not names & set(profile.models)  # held out: never used for fitting
 
 
+def test_validation_reports_both_memory_measures_beside_their_own_spread(profile_dir, teacher):
+    profile = DeviceProfile.load(profile_path(profile_dir, "here"))
+    report = validate(profile, teacher, models=2, passes=1, memory=True, drift_models=0)
+    assert report.peak_bytes is not None and report.tensor_peak_bytes is not None
+    spread = report.memory_spread
+    assert spread.processes == 3 and spread.peak_range_bytes_median >= 0
+    assert spread.tensor_peak_range_bytes_median == 0  # the allocator's peak: the same every time
+    for row in report.rows:
+        assert row["tensor_peak_bytes"] > 0 and row["predicted_tensor_peak_bytes"] > 0
+        assert row["peak_range_bytes"] >= 0 and row["tensor_peak_range_bytes"] == 0
+
+
 BLOCK_HEAVY_IMPORTS = textwrap.dedent(
     """
     import runpy, sys
@@ -176,6 +192,7 @@ def test_kit_runs_with_only_onnxruntime_and_numpy_and_imports(tmp_path, teacher)
     assert (summary.kernels_added, summary.models_added) == (12, 1)
     profile = DeviceProfile.load(summary.profile)
     assert profile.baseline["latency_ms"] > 0 and profile.baseline["peak_bytes"] > 0
+    assert all(m.tensor_peak_bytes > 0 for m in profile.models.values())  # the bare kit records it too
 
     data = json.loads(results.read_text())
     data["fingerprint"]["onnxruntime"] = "0.0.1"

@@ -14,6 +14,7 @@ from paretone.runtime import (
     make_session,
     measure_latencies,
     measure_latency,
+    measure_memory,
     open_session,
     run_logits,
     stamp_metadata,
@@ -83,3 +84,22 @@ def test_each_pass_is_recorded_with_when_it_ran_and_a_repeated_path_is_timed_eac
         assert list(timing.pass_at_s) == sorted(timing.pass_at_s) and timing.pass_at_s[0] >= 0
     # the two entries ran at different moments of every pass: each is its own speed sample
     assert all(a != b for a, b in zip(first.pass_at_s, again.pass_at_s, strict=True))
+
+
+def test_the_allocator_peak_counts_the_models_tensors_and_does_not_move_between_processes(tmp_path):
+    from onnx import TensorProto, helper, numpy_helper
+
+    weights = np.ones((512, 512), np.float32)  # 1 MiB of weights, then a 64 KiB activation
+    graph = helper.make_graph(
+        [helper.make_node("MatMul", ["x", "w"], ["y"]), helper.make_node("Relu", ["y"], ["z"])],
+        "g",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [32, 512])],
+        [helper.make_tensor_value_info("z", TensorProto.FLOAT, [32, 512])],
+        [numpy_helper.from_array(weights, "w")],
+    )
+    path = tmp_path / "m.onnx"
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=9), path)
+    memory = measure_memory(path, threads=1, processes=3)
+    assert memory.processes == 3 and memory.peak_bytes > 0
+    assert weights.nbytes <= memory.tensor_peak_bytes <= 3 * weights.nbytes  # weights, maybe prepacked
+    assert memory.tensor_peak_range_bytes == 0  # the same allocations in every fresh process
