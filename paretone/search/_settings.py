@@ -99,6 +99,7 @@ class SearchSettings:
             f"--trials {self.trials}",
             *self.budget.flags(),
             *([f"--chunk-ms {self.chunk_ms:g}"] if self.chunk_ms is not None else []),
+            *([f"--gpus-per-worker {self.gpus_per_worker:g}"] if self.gpus_per_worker else []),
             "--resume",
         ]
         return " ".join(parts)

@@ -411,11 +411,12 @@ def test_the_resume_hint_is_a_command_that_runs_as_printed(tmp_path):
 
     settings = SearchSettings(
         teacher=tmp_path / "t", study="kws", storage=f"sqlite:///{tmp_path / 'k.db'}", trials=30,
-        budget=Budget(latency_fraction=0.25, size_mb=0.5),
+        budget=Budget(latency_fraction=0.25, size_mb=0.5), gpus_per_worker=0.5,
     )  # fmt: skip
     words = shlex.split(settings.resume_hint())
     assert words[:2] == ["paretone", "search"]
     parsed = search.make_context("search", words[2:]).params
     assert parsed["resume"] and parsed["study"] == "kws" and parsed["storage"] == settings.storage
     assert (parsed["latency_budget_fraction"], parsed["size_budget_mb"], parsed["trials"]) == (0.25, 0.5, 30)
+    assert parsed["gpus_per_worker"] == 0.5  # a GPU search resumes on its GPUs
     assert Path(parsed["teacher"]) == settings.teacher
