@@ -160,8 +160,9 @@ def _peak_in_this_process(path: str, threads: int, *, arena: bool = True) -> int
 
 
 def tensor_peak_bytes(path: str | os.PathLike[str], threads: int) -> int | None:
-    """ONNX Runtime's own allocator statistics: the most bytes its CPU allocator held in use for
-    tensors (weights, activations, prepacked copies) while loading and running the model once.
+    """ONNX Runtime's own allocator statistics: the most bytes its CPU allocator held in use for the
+    tensors it allocates (activations, and the weights it copies or prepacks; measured below the
+    file's size for some models, so not every weight) while loading and running the model once.
 
     Read from the session's profile (ONNX Runtime 1.31 records ``mem_in_use_peak`` per kernel): it
     counts the model's own allocations only, so it does not move with the process's allocator
@@ -194,11 +195,6 @@ def memory_samples(
         )
         samples.append(json.loads(out.stdout.strip().splitlines()[-1]))
     return samples
-
-
-def peak_memory_bytes(path: str | os.PathLike[str], *, threads: int, processes: int = 3) -> int:
-    """Median over fresh processes of the resident-memory rise from loading and running a model."""
-    return median_of(memory_samples(path, threads=threads, processes=processes), "peak_bytes")  # type: ignore[return-value]
 
 
 def median_of(samples: list[dict[str, int | None]], key: str) -> int | None:

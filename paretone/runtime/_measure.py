@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import random
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -143,13 +144,13 @@ def measure_memory(
 ) -> MemoryMeasurement:
     samples = _kit_runner.memory_samples(onnx_path, threads=threads, processes=processes)
     rss = [int(s["peak_bytes"]) for s in samples]  # type: ignore[arg-type]
-    tensors = [s["tensor_peak_bytes"] for s in samples]
-    recorded = all(t is not None for t in tensors)
+    tensors = [int(t) for s in samples if (t := s["tensor_peak_bytes"]) is not None]
+    recorded = len(tensors) == len(samples)
     return MemoryMeasurement(
-        peak_bytes=_kit_runner.median_of(samples, "peak_bytes"),  # type: ignore[arg-type]
+        peak_bytes=int(statistics.median(rss)),
         peak_range_bytes=max(rss) - min(rss),
-        tensor_peak_bytes=_kit_runner.median_of(samples, "tensor_peak_bytes"),
-        tensor_peak_range_bytes=max(tensors) - min(tensors) if recorded else None,  # type: ignore[type-var,operator]
+        tensor_peak_bytes=int(statistics.median(tensors)) if recorded else None,
+        tensor_peak_range_bytes=max(tensors) - min(tensors) if recorded else None,
         processes=processes,
     )
 
@@ -157,7 +158,7 @@ def measure_memory(
 def measure_peak_bytes(onnx_path: str | os.PathLike[str], *, threads: int = 1, processes: int = 3) -> int:
     """Resident-memory rise from loading and running the model, median over fresh processes
     (ONNX Runtime's own session overhead included: see ``measure_session_peak_bytes``)."""
-    return _kit_runner.peak_memory_bytes(onnx_path, threads=threads, processes=processes)
+    return measure_memory(onnx_path, threads=threads, processes=processes).peak_bytes
 
 
 def measure_session_peak_bytes(*, threads: int = 1, processes: int = 3) -> int:
