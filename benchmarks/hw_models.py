@@ -43,7 +43,7 @@ from paretone.hw_models import (
     write_kit,
 )
 from paretone.models import ASTConfig, build_model
-from paretone.runtime import run_kit
+from paretone.runtime import MEMORY_PROCESSES, run_kit
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -134,9 +134,9 @@ def main(argv: list[str] | None = None) -> int:
         },
         "rows": report.rows,
         "method": "ONNX Runtime CPU, 1 thread, batch 1; latency = median of the quietest of "
-        f"{passes} interleaved passes of 40 runs; peak = RSS rise over an empty session, median of 3 "
-        "fresh processes; tensor peak = ONNX Runtime's allocator peak (mem_in_use_peak in its profile) "
-        "over an empty session, median of the same 3 processes",
+        f"{passes} interleaved passes of 40 runs; peak = RSS rise over an empty session, mean of "
+        f"{MEMORY_PROCESSES} fresh processes (address-space layouts); tensor peak = ONNX Runtime's allocator "
+        "peak (mem_in_use_peak in its profile) over an empty session, mean of the same processes",
     }
     write_json(args.out, result)
 

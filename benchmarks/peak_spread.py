@@ -5,13 +5,16 @@
 Each sample is a fresh process loading the model in ONNX Runtime and running it three times; the
 figure is its resident-memory high-water mark minus its resident memory before the session (as
 ``runtime.measure_peak_bytes`` measures). Variants: as shipped; glibc with one malloc arena; one
-arena and no trimming or mmap; ONNX Runtime's CPU arena off; both. Writes JSON and prints, per
-variant, the median over models of the range (max - min) between processes.
+arena and no trimming or mmap; ONNX Runtime's CPU arena off; both; the address-space layout not
+randomised (``setarch -R``). Writes JSON and prints, per variant, the median over models of the
+range (max - min) between processes. Found: only the last removes the spread (the same value in
+every process), so the spread is the layout the OS draws per process, not the allocators.
 """
 
 from __future__ import annotations
 
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -35,18 +38,20 @@ STEADY_MALLOC = {
     "MALLOC_TRIM_THRESHOLD_": "1000000000",
     "MALLOC_MMAP_THRESHOLD_": "1000000000",
 }
-VARIANTS: dict[str, tuple[dict[str, str], bool]] = {
-    "as shipped": ({}, True),
-    "one malloc arena": ({"MALLOC_ARENA_MAX": "1"}, True),
-    "one arena, no trim or mmap": (STEADY_MALLOC, True),
-    "ONNX Runtime arena off": ({}, False),
-    "both": (STEADY_MALLOC, False),
+NO_ASLR = ["setarch", "-R"]  # util-linux: this process and its children without address randomisation
+VARIANTS: dict[str, tuple[dict[str, str], bool, list[str]]] = {
+    "as shipped": ({}, True, []),
+    "one malloc arena": ({"MALLOC_ARENA_MAX": "1"}, True, []),
+    "one arena, no trim or mmap": (STEADY_MALLOC, True, []),
+    "ONNX Runtime arena off": ({}, False, []),
+    "both": (STEADY_MALLOC, False, []),
+    "address-space randomisation off": ({}, True, NO_ASLR),
 }  # fmt: skip
 
 
-def _sample(path: Path, env: dict[str, str], arena: bool) -> int:
+def _sample(path: Path, env: dict[str, str], arena: bool, launcher: list[str]) -> int:
     done = subprocess.run(
-        [sys.executable, "-c", CHILD, str(path), "1" if arena else "0"],
+        [*launcher, sys.executable, "-c", CHILD, str(path), "1" if arena else "0"],
         capture_output=True, text=True, env={**os.environ, **env}, check=True,
     )  # fmt: skip
     return int(done.stdout.strip().splitlines()[-1])
@@ -61,12 +66,16 @@ def main() -> int:
         for model in random_models(teacher, 6, seed=777, prefix="spread"):
             paths.append(Path(tmp) / f"{model.name}.onnx")
             export_model(teacher, model.recipe, paths[-1])
-        for name, (env, arena) in VARIANTS.items():
+        for name, (env, arena, launcher) in VARIANTS.items():
+            if launcher and shutil.which(launcher[0]) is None:
+                print(f"{name}: skipped, {launcher[0]} is not installed", flush=True)
+                continue
             results[name] = {}
             for path in paths:
-                samples = [_sample(path, env, arena) for _ in range(7)]
+                samples = [_sample(path, env, arena, launcher) for _ in range(7)]
                 results[name][path.stem] = {
                     "median_mb": statistics.median(samples) / 1e6,
+                    "mean_mb": statistics.fmean(samples) / 1e6,
                     "range_mb": (max(samples) - min(samples)) / 1e6,
                 }
             ranges = [r["range_mb"] for r in results[name].values()]

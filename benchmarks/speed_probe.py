@@ -6,15 +6,18 @@
 1. Calibrates a fresh device profile for the default AST teacher (`paretone calibrate`: kernels,
    fitting models, and the speed probe's reference times).
 2. The probe's own cost and its run-to-run spread: probed 5 times back to back.
-3. Three validation campaigns against the same profile, the second started at least
+3. Four validation campaigns against the same profile, the second started at least
    --gap-minutes after the first started: "quiet" as the machine is; "load" with a bounded
    background process (numpy matrix products, one thread) on the other core, started and stopped
-   here, to change the speed state; and "phases", a process per core loaded for a minute and idle
-   for the next, so the speed changes inside the campaign (what a probe before and after cannot
-   correct, and the anchors timed inside every pass are for). Each campaign (`paretone calibrate
-   --validate`) measures the same held-out compressed models (interleaved passes, 1 thread),
-   probes just before and just after, times the probe's anchors 3 times inside every pass (the
-   in-pass anchored figures), and re-measures 8 calibration models for the refit figures.
+   here, to change the speed state; "phases", a process per core loaded for a minute and idle for
+   the next, so the speed changes inside the campaign (what a probe before and after cannot
+   correct, and the anchors timed inside every pass are for); and "bandwidth", a process on the
+   other core copying 256 MB arrays, which evicts the shared cache and contends for memory
+   bandwidth (slowing kernels unevenly, by how much they read from memory). ``--campaigns`` runs a
+   subset, in the order given. Each campaign (`paretone calibrate --validate`) measures the same
+   held-out compressed models (interleaved passes, 1 thread), probes just before and just after,
+   times the probe's anchors 3 times inside every pass (the in-pass anchored figures), and
+   re-measures 8 calibration models for the refit figures.
 Writes JSON to --out and prints one table per campaign.
 """
 
@@ -41,22 +44,38 @@ from paretone.models import ASTConfig, build_model
 
 LOAD = """
 import sys, time, numpy as np
-a = np.random.default_rng(0).standard_normal((384, 384)).astype(np.float32)
-end, period = time.time() + float(sys.argv[1]), float(sys.argv[2])  # period 0: always on
+end, period, kind = time.time() + float(sys.argv[1]), float(sys.argv[2]), sys.argv[3]  # period 0: always on
+if kind == "compute":  # matrix products inside the core's own caches
+    a = np.random.default_rng(0).standard_normal((384, 384)).astype(np.float32)
+else:  # "memory": copies of 256 MB, which evict the shared cache and contend for memory bandwidth
+    a, b = np.ones(2**26, np.float32), np.zeros(2**26, np.float32)
 while time.time() < end:
     if period and int(time.time() // period) % 2:
         time.sleep(0.05)  # an off phase
         continue
-    a = np.tanh(a @ a.T / 384.0)
+    if kind == "compute":
+        a = np.tanh(a @ a.T / 384.0)
+    else:
+        np.copyto(b, a)
+        a, b = b, a
 """
 PHASE_S = 60  # the "phases" campaign: every core loaded for a minute, then idle for a minute
 
 
-def _loaded(processes: int, period_s: float) -> list[subprocess.Popen]:
+# campaign -> (load processes, 0 or the seconds a load phase lasts, "compute" or "memory" load)
+CAMPAIGNS: dict[str, tuple[int, float, str]] = {
+    "quiet": (0, 0, "compute"),
+    "load": (1, 0, "compute"),
+    "phases": (os.cpu_count() or 2, PHASE_S, "compute"),
+    "bandwidth": (1, 0, "memory"),
+}
+
+
+def _loaded(processes: int, period_s: float, kind: str) -> list[subprocess.Popen]:
     """Bounded numpy load processes, one thread each (never outliving a crashed benchmark by more
     than an hour)."""
     env = {**os.environ, "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
-    command = [sys.executable, "-c", LOAD, "3600", str(period_s)]
+    command = [sys.executable, "-c", LOAD, "3600", str(period_s), kind]
     return [subprocess.Popen(command, env=env) for _ in range(processes)]
 
 
@@ -101,7 +120,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--gap-minutes", type=float, default=None, help="default: 10 (quick: 1)")
     parser.add_argument("--out", type=Path, default=None)
+    parser.add_argument(
+        "--campaigns", default=",".join(CAMPAIGNS), help=f"comma-separated, of {', '.join(CAMPAIGNS)}"
+    )
     args = parser.parse_args(argv)
+    chosen = args.campaigns.split(",")
+    if unknown := sorted(set(chosen) - set(CAMPAIGNS)):
+        parser.error(f"unknown campaign(s) {', '.join(unknown)}; choose from {', '.join(CAMPAIGNS)}")
     name = "speed-probe-quick.json" if args.quick else "speed-probe.json"
     out = args.out or Path("benchmarks/results") / name
     gap_s = 60 * (args.gap_minutes if args.gap_minutes is not None else (1 if args.quick else 10))
@@ -133,16 +158,16 @@ def main(argv: list[str] | None = None) -> int:
             ),
         }
 
-        first_started = time.perf_counter()
-        campaigns = {"quiet": _campaign(profile, folder, teacher, held_out, passes)}
-        wait = gap_s - (time.perf_counter() - first_started)
-        if wait > 0:
-            console.print(f"waiting {wait:.0f} s before the second campaign")
-            time.sleep(wait)
-        for name, processes, period_s in (("load", 1, 0), ("phases", os.cpu_count() or 2, PHASE_S)):
-            load = _loaded(processes, period_s)
+        first_started, campaigns = time.perf_counter(), {}
+        for name in chosen:
+            wait = gap_s - (time.perf_counter() - first_started)
+            if len(campaigns) == 1 and wait > 0:
+                console.print(f"waiting {wait:.0f} s before the second campaign")
+                time.sleep(wait)
+            processes, period_s, kind = CAMPAIGNS[name]
+            load = _loaded(processes, period_s, kind)
             try:
-                time.sleep(2)
+                time.sleep(2 if load else 0)
                 campaigns[name] = _campaign(profile, folder, teacher, held_out, passes)
             finally:
                 for p in load:

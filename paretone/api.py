@@ -158,6 +158,8 @@ def search(
     gpus_per_worker: float = 0.0,
     chunk_ms: float | None = None,
     allocate: bool = False,
+    screen_epochs: int = 0,
+    promote_fraction: float = 1 / 3,
     status: Any = None,
     calibration_progress: StageProgress | None = None,
     sensitivity_progress: StageProgress | None = None,
@@ -165,8 +167,10 @@ def search(
     """Search compressions of ``teacher`` within the budget (``space``: a ``[space]`` table);
     ``chunk_ms``: on a stream, the latency budget is per chunk of this length (p95);
     ``allocate``: begin also with allocations from the teacher's measured sensitivity;
-    ``gpus_per_worker``: fine-tune on CUDA, each worker declaring this many GPUs to Ray."""
-    from paretone.search import Budget, SearchSettings, default_storage, run_search
+    ``gpus_per_worker``: fine-tune on CUDA, each worker declaring this many GPUs to Ray;
+    ``screen_epochs``: fine-tune every candidate this many epochs first and only the best
+    ``promote_fraction`` of them to ``epochs`` (0: off)."""
+    from paretone.search import Budget, Fidelity, SearchSettings, default_storage, run_search
     from paretone.spaces import SpaceConfig
 
     teacher = Path(teacher)
@@ -195,6 +199,7 @@ def search(
         gpus_per_worker=gpus_per_worker,
         chunk_ms=chunk_ms,
         allocate=allocate,
+        fidelity=Fidelity(screen_epochs=screen_epochs, promote_fraction=promote_fraction),
     )
     return run_search(
         settings,

@@ -127,8 +127,8 @@ def record(fault: str, **facts) -> None:
 
 
 def make_driver(teacher: Path, profile, tmp_path: Path, **overrides):
-    """A search driver predicting with ``profile``: one epoch per trial, random sampler, storage and
-    trial folders under ``tmp_path``; ``overrides`` are further SearchSettings."""
+    """A search driver predicting with ``profile``: one epoch per trial (or ``epochs``), random
+    sampler, storage and trial folders under ``tmp_path``; ``overrides`` are further SearchSettings."""
     from paretone.hw_models import LatencyModel, MemoryModel
     from paretone.search import Driver, SearchSettings
 
@@ -137,7 +137,7 @@ def make_driver(teacher: Path, profile, tmp_path: Path, **overrides):
         study=overrides.pop("study", "s"),
         storage=overrides.pop("storage", f"sqlite:///{tmp_path / 'study.db'}"),
         trials=overrides.pop("trials", 4),
-        epochs=1,
+        epochs=overrides.pop("epochs", 1),
         sampler=overrides.pop("sampler", "random"),
         runs_dir=overrides.pop("runs_dir", tmp_path / "runs"),
         **overrides,

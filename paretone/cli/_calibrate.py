@@ -200,7 +200,8 @@ def _print_validation(result: ValidationReport) -> None:
     if spread is not None:
         tensors = spread.tensor_peak_range_bytes_median
         click.echo(
-            f"memory measured in {spread.processes} fresh processes per model: peak memory varies by "
+            f"memory measured in {spread.processes} fresh processes per model (figures are their mean: "
+            "the peak depends on the address-space layout each process draws): peak memory varies by "
             f"{spread.peak_range_bytes_median / 1e6:.2f} MB between them (median), the tensor peak by "
             + ("(not recorded by this onnxruntime)" if tensors is None else f"{tensors / 1e6:.2f} MB")
         )

@@ -20,6 +20,7 @@ SEARCH_KEYS = {
     "size_budget_mb": NUMBER, "workers": WHOLE, "storage": TEXT, "ray_address": TEXT, "sampler": TEXT,
     "seed": WHOLE, "epochs": WHOLE, "device": TEXT, "profile_dir": TEXT, "stale_after_s": NUMBER,
     "worker_memory_mb": NUMBER, "gpus_per_worker": NUMBER, "chunk_ms": NUMBER, "allocate": FLAG,
+    "screen_epochs": WHOLE, "promote_fraction": NUMBER,
 }  # fmt: skip
 
 
@@ -121,11 +122,23 @@ def read_config(path: Path) -> tuple[dict[str, Any], dict[str, Any]]:
     help="Begin also with candidates an integer program allocates from the teacher's measured "
     "sensitivity (measured once, cached beside the teacher).",
 )
+@click.option(
+    "--screen-epochs",
+    type=int,
+    default=None,
+    help="Multi-fidelity: fine-tune every candidate this many epochs first, the best to --epochs [0: off].",
+)
+@click.option(
+    "--promote-fraction",
+    type=float,
+    default=None,
+    help="With --screen-epochs: the best fraction of screening scores promoted to --epochs [0.333].",
+)
 @click.option("--resume", is_flag=True, help="Continue the study to --trials after a crash or Ctrl-C.")
 def search(config_path: Path | None, resume: bool, **flags: Any) -> None:
     """Search compressions of a teacher for the most accurate models within a latency budget."""
     from paretone import api
-    from paretone.search import Budget, SearchProgress, SearchSettings, default_storage
+    from paretone.search import Budget, Fidelity, SearchProgress, SearchSettings, default_storage
 
     file_search, file_space = read_config(config_path) if config_path else ({}, {})
     merged = {**file_search, **{k: v for k, v in flags.items() if v is not None}}
@@ -147,6 +160,11 @@ def search(config_path: Path | None, resume: bool, **flags: Any) -> None:
             merged.get("size_budget_mb"),
         ),
         chunk_ms=merged.get("chunk_ms"),
+        gpus_per_worker=merged.get("gpus_per_worker", 0.0),
+        fidelity=Fidelity(
+            screen_epochs=merged.get("screen_epochs", 0),
+            promote_fraction=merged.get("promote_fraction", 1 / 3),
+        ),
     ).resume_hint()
     with progress_bar() as progress:
         calibration = stage_bars(progress, prefix=f"calibrating {device}: ")
@@ -188,6 +206,11 @@ def search(config_path: Path | None, resume: bool, **flags: Any) -> None:
         f"predicted cost, {summary.failed} failed, Pareto front {summary.front}, best score within "
         f"{summary.budget.describe()}: {best}; {summary.seconds:.0f} s; results in {summary.storage}"
     )
+    if summary.partial_fidelity:
+        click.echo(
+            f"multi-fidelity: {summary.partial_fidelity} of the {summary.fine_tuned} fine-tuned stopped "
+            "after screening (kept in the study, not on the front)"
+        )
     if summary.front_origins:
         origins = ", ".join(f"{count} {where}" for where, count in sorted(summary.front_origins.items()))
         click.echo(f"front members proposed by: {origins}")

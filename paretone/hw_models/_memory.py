@@ -7,9 +7,10 @@ names) fitted on whole models.
 session (what the device's OS sees, and what the memory budget bounds); ``tensor_peak_bytes``: ONNX
 Runtime's own allocator peak for the model's tensors, fitted the same way on the same features: it
 does not move between processes, so it shows how much of ``peak_bytes``'s error is the
-measurement's. ONNX Runtime keeps prepacked copies of float weights, so float and quantized weight bytes
-get separate coefficients, learnt with the largest live activations and the weights computed at load
-(the "dft" front-end's kernel, folded from several intermediates) from whole-model measurements.
+measurement's. ONNX Runtime keeps prepacked copies of float weights, and packs each quantized format
+its own way, so float weight bytes and each quantized format's get separate coefficients, learnt
+with the largest live activations and the weights computed at load (the "dft" front-end's kernel,
+folded from several intermediates) from whole-model measurements.
 """
 
 from __future__ import annotations
@@ -56,6 +57,10 @@ class MemoryModel:
         self._bytes = fit_by_group(
             ((m.kernel, m.file_bytes - empty_file) for m in profile.kernels.values()), "bytes"
         )
+        # ONNX Runtime prepacks each quantized format differently (int8 GEMM, MatMulNBits per bit
+        # width): its weight bytes get a coefficient per format
+        kernels = [m.kernel for m in profile.kernels.values()]
+        self._quantized_formats = sorted({k.format for k in kernels if k.quantized})
         self._file: LinearRegression | None = None
         self._peak: LinearRegression | None = None
         self._tensor_peak: LinearRegression | None = None
@@ -108,16 +113,19 @@ class MemoryModel:
         return sizes
 
     def _features(self, kernels: Sequence[Kernel]) -> tuple[float, ...] | None:
-        """(stored bytes, float weight bytes, quantized weight bytes, largest activation bytes,
-        weight bytes computed at load)."""
+        """(stored bytes, float weight bytes, quantized weight bytes per format, largest activation
+        bytes, weight bytes computed at load)."""
         sizes = self._sizes(kernels)
         if any(sizes[k] is None for k in kernels):
             return None
         floating = sum(sizes[k] for k in kernels if not k.quantized)  # type: ignore[misc]
-        quantized = sum(sizes[k] for k in kernels if k.quantized)  # type: ignore[misc]
+        quantized = [
+            sum(sizes[k] for k in kernels if k.quantized and k.format == fmt)  # type: ignore[misc]
+            for fmt in self._quantized_formats
+        ]
         activation = float(max(k.activation_bytes for k in kernels))
         computed = float(sum(k.computed_weight_bytes for k in kernels))
-        return floating + quantized, floating, quantized, activation, computed
+        return floating + sum(quantized), floating, *quantized, activation, computed
 
     def predict(self, kernels: Sequence[Kernel]) -> MemoryPrediction:
         sizes = self._sizes(kernels)

@@ -60,7 +60,8 @@ class ErrorStats:
 @dataclass(frozen=True)
 class MemorySpread:
     """How much the memory measurements themselves vary between fresh processes (max - min), the
-    median over models and the worst relative to the model's median: the floor under any error."""
+    median over models and the worst relative to the model's own rise beyond an empty session (the
+    figure predicted): the floor under any error."""
 
     processes: int
     peak_range_bytes_median: float
@@ -69,17 +70,30 @@ class MemorySpread:
     tensor_peak_range_pct_worst: float | None
 
     @classmethod
-    def of(cls, memory: list[MemoryMeasurement]) -> MemorySpread:
-        recorded = [m for m in memory if m.tensor_peak_range_bytes is not None and m.tensor_peak_bytes]
+    def of(
+        cls,
+        memory: list[MemoryMeasurement],
+        *,
+        empty_peak_bytes: float = 0.0,
+        empty_tensor_peak_bytes: float = 0.0,
+    ) -> MemorySpread:
+        """``empty_*``: an empty session's figures (the device profile's baseline), taken off each."""
+        recorded = [
+            m for m in memory if m.tensor_peak_range_bytes is not None and m.tensor_peak_bytes is not None
+        ]
         return cls(
             processes=memory[0].processes,
             peak_range_bytes_median=float(np.median([m.peak_range_bytes for m in memory])),
-            peak_range_pct_worst=100 * max(m.peak_range_bytes / max(m.peak_bytes, 1) for m in memory),
+            peak_range_pct_worst=100
+            * max(m.peak_range_bytes / max(m.peak_bytes - empty_peak_bytes, 1) for m in memory),
             tensor_peak_range_bytes_median=float(np.median([m.tensor_peak_range_bytes for m in recorded]))
             if recorded
             else None,
             tensor_peak_range_pct_worst=100
-            * max(m.tensor_peak_range_bytes / m.tensor_peak_bytes for m in recorded)  # type: ignore[operator]
+            * max(
+                m.tensor_peak_range_bytes / max(m.tensor_peak_bytes - empty_tensor_peak_bytes, 1)  # type: ignore[operator]
+                for m in recorded
+            )
             if recorded
             else None,
         )
@@ -252,7 +266,11 @@ def compare(
         tensor_peak_bytes=stats("predicted_tensor_peak_bytes", "tensor_peak_bytes", with_tensors)
         if with_tensors
         else None,
-        memory_spread=MemorySpread.of(memory) if memory else None,
+        memory_spread=(
+            MemorySpread.of(memory, empty_peak_bytes=empty_peak, empty_tensor_peak_bytes=empty_tensors)
+            if memory
+            else None
+        ),
     )
 
 

@@ -5,7 +5,7 @@ compression or search. ``_kit_runner`` is copied verbatim into calibration kits,
 only onnxruntime and numpy measures exactly as this machine does.
 """
 
-from paretone.runtime._kit_runner import fingerprint, make_session, random_feeds
+from paretone.runtime._kit_runner import MEMORY_PROCESSES, fingerprint, make_session, random_feeds
 from paretone.runtime._kit_runner import run as run_kit
 from paretone.runtime._measure import (
     LatencyMeasurement,
@@ -45,6 +45,7 @@ __all__ = [
     "DEFAULT_TASK",
     "INPUT_NAME",
     "IR_VERSION",
+    "MEMORY_PROCESSES",
     "OPSET",
     "OUTPUT_NAME",
     "STATE_SUFFIX",

@@ -32,6 +32,12 @@ import numpy as np
 KIT_FORMAT = "paretone.kit/1"
 RESULTS_FORMAT = "paretone.kit-results/1"
 MANIFEST = "manifest.json"
+# Fresh processes per memory measurement. The resident-memory rise depends on the process's
+# address-space layout, which the OS randomises per process (ASLR): the same model's rise takes two
+# levels about 1.2 MB apart between processes (one value every time with randomisation off; see
+# benchmarks/peak_spread.py). Memory figures are means over this many layouts: a median flips
+# between the two levels, a mean moves smoothly with the share of unlucky layouts.
+MEMORY_PROCESSES = 7
 _CPU_FLAGS = (
     "avx",
     "avx2",
@@ -178,7 +184,7 @@ def tensor_peak_bytes(path: str | os.PathLike[str], threads: int) -> int | None:
 
 
 def memory_samples(
-    path: str | os.PathLike[str], *, threads: int, processes: int = 3
+    path: str | os.PathLike[str], *, threads: int, processes: int = MEMORY_PROCESSES
 ) -> list[dict[str, int | None]]:
     """Per fresh process: ``peak_bytes`` (the resident-memory rise from loading and running the
     model) and ``tensor_peak_bytes`` (``tensor_peak_bytes``, in a second session after it).
@@ -197,10 +203,10 @@ def memory_samples(
     return samples
 
 
-def median_of(samples: list[dict[str, int | None]], key: str) -> int | None:
-    """The median of one quantity over samples; None if any sample lacks it."""
+def mean_of(samples: list[dict[str, int | None]], key: str) -> int | None:
+    """The mean of one quantity over samples (see ``MEMORY_PROCESSES``); None if any sample lacks it."""
     values = [s[key] for s in samples]
-    return None if any(v is None for v in values) else int(statistics.median(values))  # type: ignore[type-var]
+    return None if any(v is None for v in values) else round(statistics.fmean(values))  # type: ignore[arg-type]
 
 
 def _write_json(path: Path, data: dict) -> None:
@@ -255,8 +261,8 @@ def run(
         record = raw[entry["id"]]
         if "peak_bytes" not in record:
             samples = memory_samples(kit_dir / entry["file"], threads=threads)
-            record["peak_bytes"] = median_of(samples, "peak_bytes")
-            record["tensor_peak_bytes"] = median_of(samples, "tensor_peak_bytes")
+            record["peak_bytes"] = mean_of(samples, "peak_bytes")
+            record["tensor_peak_bytes"] = mean_of(samples, "tensor_peak_bytes")
         done += 1
         if progress is not None:
             progress(done, total)

@@ -130,7 +130,8 @@ def measure_latency(
 class MemoryMeasurement:
     """Memory of loading and running one model, sampled in fresh processes: the resident-memory
     rise (what the device's OS sees) and ONNX Runtime's allocator peak (the model's own tensors),
-    each a median with its range between processes (the measurement's own spread)."""
+    each a mean over the processes' address-space layouts (``_kit_runner.MEMORY_PROCESSES``) with
+    its range between them (the measurement's own spread)."""
 
     peak_bytes: int
     peak_range_bytes: int
@@ -140,28 +141,30 @@ class MemoryMeasurement:
 
 
 def measure_memory(
-    onnx_path: str | os.PathLike[str], *, threads: int = 1, processes: int = 3
+    onnx_path: str | os.PathLike[str], *, threads: int = 1, processes: int = _kit_runner.MEMORY_PROCESSES
 ) -> MemoryMeasurement:
     samples = _kit_runner.memory_samples(onnx_path, threads=threads, processes=processes)
     rss = [int(s["peak_bytes"]) for s in samples]  # type: ignore[arg-type]
     tensors = [int(t) for s in samples if (t := s["tensor_peak_bytes"]) is not None]
     recorded = len(tensors) == len(samples)
     return MemoryMeasurement(
-        peak_bytes=int(statistics.median(rss)),
+        peak_bytes=round(statistics.fmean(rss)),
         peak_range_bytes=max(rss) - min(rss),
-        tensor_peak_bytes=int(statistics.median(tensors)) if recorded else None,
+        tensor_peak_bytes=round(statistics.fmean(tensors)) if recorded else None,
         tensor_peak_range_bytes=max(tensors) - min(tensors) if recorded else None,
         processes=processes,
     )
 
 
-def measure_peak_bytes(onnx_path: str | os.PathLike[str], *, threads: int = 1, processes: int = 3) -> int:
-    """Resident-memory rise from loading and running the model, median over fresh processes
+def measure_peak_bytes(
+    onnx_path: str | os.PathLike[str], *, threads: int = 1, processes: int = _kit_runner.MEMORY_PROCESSES
+) -> int:
+    """Resident-memory rise from loading and running the model, mean over fresh processes
     (ONNX Runtime's own session overhead included: see ``measure_session_peak_bytes``)."""
     return measure_memory(onnx_path, threads=threads, processes=processes).peak_bytes
 
 
-def measure_session_peak_bytes(*, threads: int = 1, processes: int = 3) -> int:
+def measure_session_peak_bytes(*, threads: int = 1, processes: int = _kit_runner.MEMORY_PROCESSES) -> int:
     """``measure_peak_bytes`` of a one-node model: what any session costs before the model's own
     weights and activations (the baseline a device profile's peak predictions start from)."""
     import onnx

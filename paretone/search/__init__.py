@@ -4,10 +4,19 @@ heartbeats and resume, and the study read back as candidates.
 The only room that imports Optuna and Ray together; its attributes are defined in ``_attrs``.
 """
 
-from paretone.search._attrs import DIRECTIONS, Objectives, Predicted, StudyInfo, feasible, study_folder
+from paretone.search._attrs import (
+    DIRECTIONS,
+    Objectives,
+    Predicted,
+    StudyInfo,
+    feasible,
+    full_fidelity,
+    study_folder,
+)
 from paretone.search._budget import DEFAULT_LATENCY_FRACTION, Budget, ResolvedBudget
 from paretone.search._costs import CostModel
 from paretone.search._driver import Driver, check_resumable, tally
+from paretone.search._fidelity import Fidelity
 from paretone.search._front import (
     Candidate,
     candidates,
@@ -39,6 +48,7 @@ __all__ = [
     "Candidate",
     "CostModel",
     "Driver",
+    "Fidelity",
     "Liveness",
     "Objectives",
     "Predicted",
@@ -54,6 +64,7 @@ __all__ = [
     "default_storage",
     "ensure_profile",
     "feasible",
+    "full_fidelity",
     "hypervolume",
     "hypervolume_history",
     "load_study",

@@ -49,6 +49,8 @@ TRIAL_WARM_START = "warm_start"
 TRIAL_WARM_START_INDEX = "warm_start_index"
 TRIAL_WARM_START_ORIGIN = "warm_start_origin"  # UNIFORM or ALLOCATION
 TRIAL_INVALID = "invalid"  # why a sampled point could not be built (told as infeasible)
+TRIAL_FIDELITY_EPOCHS = "fidelity_epochs"  # epochs behind the told score (below TRIAL_EPOCHS: screening only)
+TRIAL_SCREEN_SCORE = "screen_score"  # the validation metric after the screening epochs (multi-fidelity)
 OLD_TRIAL_ARTIFACTS = "artifacts"  # paretone 0.1.0: a path relative to the working directory
 
 LATENCY, PEAK = "latency_ms", "peak_bytes"
@@ -218,6 +220,19 @@ def fine_tuned(trial: FrozenTrial) -> bool:
     return bool(trial.user_attrs.get(TRIAL_FINE_TUNED))
 
 
+def full_fidelity(trial: FrozenTrial) -> bool:
+    """Fine-tuned for all its epochs (a trial told after screening only is not; nor a screened one)."""
+    if not fine_tuned(trial):
+        return False
+    epochs = trial.user_attrs.get(TRIAL_FIDELITY_EPOCHS)
+    return epochs is None or epochs >= trial.user_attrs.get(TRIAL_EPOCHS, epochs)
+
+
+def screen_score(trial: FrozenTrial) -> float | None:
+    value = trial.user_attrs.get(TRIAL_SCREEN_SCORE)
+    return None if value is None else float(value)
+
+
 def retried(trial: FrozenTrial) -> bool:
     return bool(trial.user_attrs.get(TRIAL_RETRIED))
 
@@ -281,11 +296,20 @@ def proposal_attrs(recipe: dict[str, Any], predicted: Predicted, epochs: int, no
     }
 
 
-def result_attrs(result: Any, folder: Path | None) -> dict[str, Any]:
-    """Attributes of a fine-tuned trial from its ``evaluators.TrialResult``."""
+def result_attrs(result: Any, folder: Path | None, epochs: int) -> dict[str, Any]:
+    """Attributes of a fine-tuned trial from its ``evaluators.TrialResult`` after ``epochs``."""
     data = asdict(result)
     student = Path(data.pop("artifacts"))
-    return {TRIAL_RESULT: data, TRIAL_STUDENT: _stored_path(student, folder), TRIAL_FINE_TUNED: True}
+    return {
+        TRIAL_RESULT: data,
+        TRIAL_STUDENT: _stored_path(student, folder),
+        TRIAL_FINE_TUNED: True,
+        TRIAL_FIDELITY_EPOCHS: epochs,
+    }
+
+
+def screening_attrs(score: float) -> dict[str, Any]:
+    return {TRIAL_SCREEN_SCORE: score}
 
 
 def failure_attrs(reason: str, retry: bool) -> dict[str, Any]:

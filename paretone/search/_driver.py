@@ -29,12 +29,15 @@ from paretone.search._attrs import (
     StudyInfo,
     WarmStart,
     fine_tuned,
+    full_fidelity,
     invalid_attrs,
     origin,
     proposal_attrs,
     result_attrs,
     retried,
+    screen_score,
     screened_attrs,
+    screening_attrs,
     set_attrs,
     warm_start_attrs,
     warm_start_index,
@@ -64,6 +67,13 @@ class _Running:
     worker: Any  # the Ray actor fine-tuning it
     future: Any  # its pending result
     costs: tuple[float, float]  # predicted (latency ms, peak bytes)
+    recipe: dict[str, Any]
+    epochs: int  # of this run: the screening epochs, or the trial's full epochs
+    full_epochs: int
+
+    @property
+    def screening(self) -> bool:
+        return self.epochs < self.full_epochs
 
 
 def tally(trials: list[FrozenTrial]) -> tuple[int, int]:
@@ -250,8 +260,13 @@ class Driver:
             set_attrs(trial, screened_attrs())
             self.study.tell(trial, Objectives(0.0, *costs).values())  # score unknown; constraints rank it
             return None
-        out = self.settings.trial_dir(trial.number)
-        return _Running(trial, worker, worker.fine_tune.remote(recipe.to_dict(), epochs, str(out)), costs)
+        first = self.settings.fidelity.first_epochs(epochs)
+        return self._fine_tune(_Running(trial, worker, None, costs, recipe.to_dict(), first, epochs))
+
+    def _fine_tune(self, entry: _Running) -> _Running:
+        out = self.settings.trial_dir(entry.trial.number)
+        entry.future = entry.worker.fine_tune.remote(entry.recipe, entry.epochs, str(out))
+        return entry
 
     # -- the loop ----------------------------------------------------------------------------
 
@@ -308,7 +323,10 @@ class Driver:
                 for future in done:
                     entry = running.pop(future)
                     with self._driver_time():
-                        worker = self._finish(entry, setup)
+                        worker, promoted = self._finish(entry, setup)
+                    if promoted is not None:  # its full fine-tuning, on the same worker
+                        running[promoted.future] = promoted
+                        continue
                     if worker is None:
                         deaths += 1
                         if deaths > MAX_WORKER_DEATHS:
@@ -331,8 +349,9 @@ class Driver:
                 ray.shutdown()
         return self.summary(time.perf_counter() - started)
 
-    def _finish(self, entry: _Running, setup: WorkerSetup) -> Any | None:
-        """Tell a finished trial; return its worker, or None if the worker died unexpectedly."""
+    def _finish(self, entry: _Running, setup: WorkerSetup) -> tuple[Any | None, _Running | None]:
+        """Tell a finished trial, or promote it from screening to its full epochs. Returns its
+        worker (None if the worker died unexpectedly) and the promoted run (None if told)."""
         import ray
 
         trial = entry.trial
@@ -345,18 +364,27 @@ class Driver:
             note = failure_note(self.settings.trial_dir(trial.number)) if worker_died else None
             self.liveness.fail(trial, note or reason, retry=worker_died and note is None)
             if worker_died:
-                return None if note is None else self.start_worker(setup)
-            return entry.worker
-        set_attrs(trial, result_attrs(result, self.settings.folder))
+                return (None if note is None else self.start_worker(setup)), None
+            return entry.worker, None
+        if entry.screening:
+            others = [
+                score
+                for t in self.study.get_trials(deepcopy=False)
+                if t.number != trial.number and (score := screen_score(t)) is not None
+            ]
+            set_attrs(trial, screening_attrs(result.score))
+            if self.settings.fidelity.promotes(result.score, others):
+                return entry.worker, self._fine_tune(dataclasses.replace(entry, epochs=entry.full_epochs))
+        set_attrs(trial, result_attrs(result, self.settings.folder, entry.epochs))
         self.study.tell(trial, Objectives(result.score, *entry.costs).values())
-        return entry.worker
+        return entry.worker, None
 
     def summary(self, seconds: float) -> SearchSummary:
         return self._summarize(self.study.get_trials(deepcopy=False), seconds)
 
     def _summarize(self, trials: list[FrozenTrial], seconds: float) -> SearchSummary:
         complete = [t for t in trials if t.state == TrialState.COMPLETE]
-        pool = [Candidate.from_trial(t) for t in complete if fine_tuned(t)]
+        pool = [Candidate.from_trial(t) for t in complete if full_fidelity(t)]
         feasible_pool = [c for c in pool if c.feasible]
         front = pareto_candidates(feasible_pool)
         by_number = {t.number: t for t in complete}
@@ -364,7 +392,8 @@ class Driver:
         return SearchSummary(
             study=self.settings.study,
             storage=self.settings.storage,
-            fine_tuned=len(pool),
+            fine_tuned=sum(1 for t in complete if fine_tuned(t)),
+            partial_fidelity=sum(1 for t in complete if fine_tuned(t) and not full_fidelity(t)),
             failed=sum(1 for t in trials if t.state == TrialState.FAIL),
             screened=sum(1 for t in complete if not fine_tuned(t)),
             front=len(front),

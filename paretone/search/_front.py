@@ -1,6 +1,7 @@
 """A study read back as candidates: the Pareto front, choices under a budget, hypervolume.
 
-Only fine-tuned trials are candidates (a screened proposal has a predicted cost but no score).
+Only trials fine-tuned for all their epochs are candidates (a screened proposal has a predicted
+cost but no score; a multi-fidelity trial not promoted, only a screening score).
 Latency and memory here are the predictions the search optimised; ``pick`` measures the chosen one.
 """
 
@@ -14,7 +15,7 @@ from typing import Any
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
-from paretone.search._attrs import Objectives, Predicted, feasible, fine_tuned, recipe_of, student_dir
+from paretone.search._attrs import Objectives, Predicted, feasible, full_fidelity, recipe_of, student_dir
 
 
 @dataclass(frozen=True)
@@ -53,9 +54,10 @@ class Candidate:
 
 
 def candidates(study: optuna.Study, folder: Path | None = None) -> list[Candidate]:
-    """Every fine-tuned COMPLETE trial, in trial order (``folder``: the study's own, for paths)."""
+    """Every COMPLETE trial fine-tuned for all its epochs (not one told after screening only), in
+    trial order (``folder``: the study's own, for paths)."""
     trials = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
-    return [Candidate.from_trial(t, folder) for t in trials if fine_tuned(t) and t.values]
+    return [Candidate.from_trial(t, folder) for t in trials if full_fidelity(t) and t.values]
 
 
 def _dominates(a: Candidate, b: Candidate) -> bool:

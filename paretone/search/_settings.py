@@ -11,6 +11,7 @@ from pathlib import Path
 from paretone.errors import ConfigError
 from paretone.search._attrs import study_folder
 from paretone.search._budget import Budget, ResolvedBudget
+from paretone.search._fidelity import Fidelity
 from paretone.search._study import SAMPLERS
 from paretone.search._workers import TRIAL_MEMORY_BYTES
 from paretone.spaces import SpaceConfig
@@ -41,6 +42,7 @@ class SearchSettings:
     gpus_per_worker: float = 0.0  # declared to Ray; above 0 workers fine-tune on CUDA
     max_screened_per_trial: int = 500  # over-budget candidates told per requested trial, then give up
     chunk_ms: float | None = None  # a streaming search: latency (and its budget) per chunk of this length
+    fidelity: Fidelity = field(default_factory=Fidelity)  # screening epochs first, the best promoted
 
     def __post_init__(self) -> None:
         for name in ("trials", "workers", "epochs"):
@@ -100,6 +102,7 @@ class SearchSettings:
             *self.budget.flags(),
             *([f"--chunk-ms {self.chunk_ms:g}"] if self.chunk_ms is not None else []),
             *([f"--gpus-per-worker {self.gpus_per_worker:g}"] if self.gpus_per_worker else []),
+            *self.fidelity.flags(),
             "--resume",
         ]
         return " ".join(parts)
@@ -122,7 +125,7 @@ class SearchProgress:
 class SearchSummary:
     study: str
     storage: str
-    fine_tuned: int
+    fine_tuned: int  # at any fidelity
     failed: int
     screened: int  # over budget by prediction: told to Optuna without fine-tuning
     front: int
@@ -133,6 +136,7 @@ class SearchSummary:
     most_sensitive: tuple[str, ...] = ()  # the teacher's most sensitive single changes (allocate)
     allocations: int | None = None  # allocation warm starts of the study (None: not allocating)
     driver_seconds: float = 0.0  # this run's ask/predict/tell time in the driver (workers wait on it)
+    partial_fidelity: int = 0  # fine-tuned for the screening epochs only, not promoted (not on fronts)
 
 
 Status = Callable[[SearchProgress], None]

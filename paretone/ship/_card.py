@@ -6,6 +6,7 @@ import json
 import math
 from pathlib import Path
 
+from paretone.runtime import MEMORY_PROCESSES
 from paretone.ship._report import (
     MODEL_NAMES,
     PICKED,
@@ -197,8 +198,9 @@ def model_card(report: PickReport) -> str:
         f"Latency: batch 1, {device['threads']} ONNX Runtime thread(s), median of the quietest of "
         f"{picked.timing.passes} interleaved passes ({picked.timing.repeats} runs in all), in a fresh "
         "process. Peak memory: resident-memory rise from loading and running the model beyond an empty "
-        f"ONNX Runtime session (itself {_mb(report.empty_session_peak_bytes)} MB), median of 3 fresh "
-        "processes.",
+        f"ONNX Runtime session (itself {_mb(report.empty_session_peak_bytes)} MB), mean of "
+        f"{MEMORY_PROCESSES} fresh processes (it depends on the address-space layout the OS draws per "
+        "process).",
         "",
         f"Device: {device['cpu']} ({', '.join(device['cpu_flags']) or 'no SIMD flags read'}), "
         f"{device['logical_cpus']} logical CPUs, {device['system']} {device['machine']}, "

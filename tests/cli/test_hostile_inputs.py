@@ -407,11 +407,12 @@ def test_a_manifest_saved_as_csv_utf8_with_a_byte_order_mark_reads(tmp_path):
 
 def test_the_resume_hint_is_a_command_that_runs_as_printed(tmp_path):
     from paretone.cli._search import search
-    from paretone.search import Budget, SearchSettings
+    from paretone.search import Budget, Fidelity, SearchSettings
 
     settings = SearchSettings(
         teacher=tmp_path / "t", study="kws", storage=f"sqlite:///{tmp_path / 'k.db'}", trials=30,
         budget=Budget(latency_fraction=0.25, size_mb=0.5), gpus_per_worker=0.5,
+        fidelity=Fidelity(screen_epochs=1, promote_fraction=0.25),
     )  # fmt: skip
     words = shlex.split(settings.resume_hint())
     assert words[:2] == ["paretone", "search"]
@@ -419,4 +420,5 @@ def test_the_resume_hint_is_a_command_that_runs_as_printed(tmp_path):
     assert parsed["resume"] and parsed["study"] == "kws" and parsed["storage"] == settings.storage
     assert (parsed["latency_budget_fraction"], parsed["size_budget_mb"], parsed["trials"]) == (0.25, 0.5, 30)
     assert parsed["gpus_per_worker"] == 0.5  # a GPU search resumes on its GPUs
+    assert (parsed["screen_epochs"], parsed["promote_fraction"]) == (1, 0.25)  # and screens as it did
     assert Path(parsed["teacher"]) == settings.teacher
