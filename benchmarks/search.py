@@ -4,15 +4,18 @@ FSDD splits, at equal fine-tuning CPU-seconds, budget 25% of the teacher's laten
     python benchmarks/search.py                  # 2 splits x 3 seeds x 8 methods, 12 trials of 2 epochs
     python benchmarks/search.py --scale medium   # 1 split, 1 seed, 8 methods, 8 trials of 1 epoch
     python benchmarks/search.py --quick          # 1 split, 1 seed, 4 methods, 4 trials (< 10 min)
+    python benchmarks/search.py --scale fidelity # NSGA-II with and without multi-fidelity, 3 seeds
 
 Methods: the uniform rule at its strongest (one kept fraction and one format everywhere, over every
 front-end choice: the largest that fits, as many as the others fine-tune), random search with
 screening, NSGA-II / multivariate TPE / GP (each as `paretone search` runs it: the uniform warm
-starts first), each also with the sensitivity allocations (`--allocate`).
+starts first), each also with the sensitivity allocations (`--allocate`); NSGA-II with
+multi-fidelity (`--screen-epochs 1`: every candidate fine-tuned one epoch, the best third promoted
+to the full epochs; twice the trials, cut to the same CPU-seconds like every method).
 - Equal CPU-seconds: every run fine-tunes the same number of trials; each (split, seed) is then
   scored on the trials that finished within the smallest total fine-tuning time of its methods
-  (completion order), so a method whose candidates train faster gets no extra trials and one whose
-  candidates train slower is not rewarded for fewer.
+  (completion order; a promoted trial's screening counts), so a method whose candidates train
+  faster gets no extra trials and one whose candidates train slower is not rewarded for fewer.
 - Hypervolume of the feasible front (validation metric x predicted latency; reference: metric 0 at
   the budget); the best feasible validation metric and the test metric of that trial, its ONNX file
   exported with real kernels and measured beside the budget.
@@ -53,7 +56,18 @@ from paretone.errors import ConfigError
 from paretone.evaluators import load_context
 from paretone.hw_models import DeviceProfile, LatencyModel, MemoryModel
 from paretone.runtime import measure_latencies, run_logits
-from paretone.search import Budget, Candidate, Driver, SearchSettings, ensure_profile, feasible, study_folder
+from paretone.search import (
+    Budget,
+    Candidate,
+    Driver,
+    Fidelity,
+    SearchSettings,
+    ensure_profile,
+    feasible,
+    fine_tune_seconds,
+    full_fidelity,
+    study_folder,
+)
 from paretone.search import hypervolume as front_hypervolume
 from paretone.training import score
 
@@ -67,6 +81,8 @@ class Method:
     warm_start: bool = True  # the uniform warm starts first, as `paretone search` does
     allocate: bool = False
     uniform_rule: bool = False  # only the uniform rule's candidates, enqueued
+    fidelity: Fidelity = dataclasses.field(default_factory=Fidelity)
+    trials_factor: int = 1  # trials asked of it, times the scale's (the CPU-second cap evens them)
 
 
 METHODS = {
@@ -78,9 +94,11 @@ METHODS = {
     "tpe+alloc": Method("tpe", allocate=True),
     "gp": Method("gp"),
     "gp+alloc": Method("gp", allocate=True),
+    "nsga2+fidelity": Method("nsga2", fidelity=Fidelity(screen_epochs=1), trials_factor=2),
 }
 SIMPLE = ("uniform", "nsga2", "random")  # the rules the default must beat
 QUICK_METHODS = ("uniform", "random", "nsga2", "nsga2+alloc")
+FULL_METHODS = tuple(name for name in METHODS if name != "nsga2+fidelity")  # screening needs > 1 epoch
 
 
 @dataclass(frozen=True)
@@ -91,12 +109,14 @@ class Scale:
     trials: int  # fine-tuned per run
     epochs: int  # per trial
     teacher_epochs: int
+    throughput: bool = True  # also the 1- and 2-worker throughput runs
 
 
 SCALES = {
     "quick": Scale(("speaker:nicolas:2",), (0,), QUICK_METHODS, 4, 1, 3),
-    "medium": Scale(("speaker:nicolas:2",), (0,), tuple(METHODS), 8, 1, 15),
-    "full": Scale(("speaker:nicolas:2", "speaker:theo:2"), (0, 1, 2), tuple(METHODS), 12, 2, 30),
+    "medium": Scale(("speaker:nicolas:2",), (0,), FULL_METHODS, 8, 1, 15),
+    "full": Scale(("speaker:nicolas:2", "speaker:theo:2"), (0, 1, 2), FULL_METHODS, 12, 2, 30),
+    "fidelity": Scale(("speaker:nicolas:2",), (0, 1, 2), ("nsga2", "nsga2+fidelity"), 8, 3, 15, False),
 }
 
 
@@ -106,8 +126,8 @@ def default_method() -> str:
     return next(
         name
         for name, m in METHODS.items()
-        if (m.sampler, m.warm_start, m.allocate, m.uniform_rule)
-        == (d.sampler, d.warm_start, d.allocate, False)
+        if (m.sampler, m.warm_start, m.allocate, m.uniform_rule, m.fidelity)
+        == (d.sampler, d.warm_start, d.allocate, False, d.fidelity)
     )
 
 
@@ -137,10 +157,11 @@ def _run(
         (t for t in trials if t.user_attrs.get("fine_tuned") and t.datetime_complete),
         key=lambda t: t.datetime_complete,
     )
-    tuned_seconds = sum(t.user_attrs["result"]["seconds"] for t in done)
+    tuned_seconds = sum(fine_tune_seconds(t) for t in done)
     told = len(trials)
     console.print(
-        f"{settings.study}: {summary.fine_tuned} fine-tuned, {summary.screened} screened, "
+        f"{settings.study}: {summary.fine_tuned} fine-tuned ({summary.partial_fidelity} screening only), "
+        f"{summary.screened} screened, "
         f"front {summary.front} {summary.front_origins}, best {summary.best_score}, {wall:.0f} s"
     )
     return {
@@ -149,6 +170,7 @@ def _run(
         "gave_up": gave_up,
         "budget_ms": driver.budget.latency_ms,
         "fine_tuned": summary.fine_tuned,
+        "screening_only": summary.partial_fidelity,
         "screened": summary.screened,
         "failed": summary.failed,
         "front_origins": {"uniform rule": summary.front} if method.uniform_rule else summary.front_origins,
@@ -168,7 +190,7 @@ def _within_cap(run: dict[str, Any], cap_s: float) -> list[optuna.trial.FrozenTr
     """Fine-tuned trials in completion order while their summed fine-tuning time stays within cap."""
     kept, total = [], 0.0
     for t in run["_done"]:
-        total += t.user_attrs["result"]["seconds"]
+        total += fine_tune_seconds(t)
         if total > cap_s * (1 + 1e-9):
             break
         kept.append(t)
@@ -202,7 +224,7 @@ def _score_split(runs: dict[str, dict[str, Any]], context, tmp: Path) -> None:
     for r in runs.values():
         kept = _within_cap(r, cap)
         r["cap_seconds"], r["trials_within_cap"] = cap, len(kept)
-        fit = [t for t in kept if feasible(t)]
+        fit = [t for t in kept if feasible(t) and full_fidelity(t)]
         r["hypervolume"] = front_hypervolume([Candidate.from_trial(t) for t in fit], r["budget_ms"])
         best = max(fit, key=lambda t: t.values[0], default=None)
         r["best_validation"] = best.values[0] if best else None
@@ -233,7 +255,7 @@ def _settings(
         teacher=teacher,
         study=study,
         storage=f"sqlite:///{tmp / (study + '.db')}",
-        trials=trials,
+        trials=trials * method.trials_factor,
         budget=Budget(latency_fraction=BUDGET_FRACTION),
         workers=workers,
         sampler=method.sampler,
@@ -242,6 +264,7 @@ def _settings(
         runs_dir=tmp / "runs",
         warm_start=method.warm_start,
         allocate=method.allocate,
+        fidelity=method.fidelity,
         max_screened_per_trial=500 if method.warm_start or method.uniform_rule else 100,  # bound random
     )
 
@@ -326,7 +349,7 @@ def main(argv: list[str] | None = None) -> int:
                 results.append({"split": split, "seed": seed, "runs": runs})
         teacher = _teacher(catalog, splits[0], scale.teacher_epochs)
         throughput_trials = trials if scale_name == "quick" else 2 * trials
-        for workers in (1, 2):
+        for workers in (1, 2) if scale.throughput else ():
             settings = _settings(
                 teacher,
                 tmp,
@@ -342,7 +365,7 @@ def main(argv: list[str] | None = None) -> int:
             throughput.append({"workers": workers, **run})
     summary = _summaries(results)
     default = default_method()
-    scaling = throughput[1]["trials_per_hour"] / throughput[0]["trials_per_hour"]
+    scaling = throughput[1]["trials_per_hour"] / throughput[0]["trials_per_hour"] if throughput else None
     payload = {
         "benchmark": "search",
         "paretone_version": __version__,
@@ -382,7 +405,9 @@ def main(argv: list[str] | None = None) -> int:
             f"idle {t['idle_worker_share']:.0%}, "
             f"driver {t['driver_seconds_per_candidate']:.3f} s per candidate"
         )
-    console.print(f"worker scaling {scaling:.2f}x; wrote {out} in {payload['seconds']:.0f} s")
+    if scaling is not None:
+        console.print(f"worker scaling {scaling:.2f}x")
+    console.print(f"wrote {out} in {payload['seconds']:.0f} s")
     return 0
 
 

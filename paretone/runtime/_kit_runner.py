@@ -34,8 +34,8 @@ RESULTS_FORMAT = "paretone.kit-results/1"
 MANIFEST = "manifest.json"
 # Fresh processes per memory measurement. The resident-memory rise depends on the process's
 # address-space layout, which the OS randomises per process (ASLR): the same model's rise takes two
-# levels about 1.2 MB apart between processes (one value every time with randomisation off; see
-# benchmarks/peak_spread.py). Memory figures are means over this many layouts: a median flips
+# levels about 1.2 MB apart between processes (with randomisation off, 5 of 6 models within 0.01 MB
+# in 7 processes: benchmarks/peak_spread.py). Memory figures are means over this many layouts: a median flips
 # between the two levels, a mean moves smoothly with the share of unlucky layouts.
 MEMORY_PROCESSES = 7
 _CPU_FLAGS = (

@@ -10,13 +10,14 @@ from paretone.search._attrs import (
     Predicted,
     StudyInfo,
     feasible,
+    fine_tune_seconds,
     full_fidelity,
     study_folder,
 )
 from paretone.search._budget import DEFAULT_LATENCY_FRACTION, Budget, ResolvedBudget
 from paretone.search._costs import CostModel
 from paretone.search._driver import Driver, check_resumable, tally
-from paretone.search._fidelity import Fidelity
+from paretone.search._fidelity import Fidelity, Screened
 from paretone.search._front import (
     Candidate,
     candidates,
@@ -53,6 +54,7 @@ __all__ = [
     "Objectives",
     "Predicted",
     "ResolvedBudget",
+    "Screened",
     "SearchProgress",
     "SearchSettings",
     "SearchSummary",
@@ -64,6 +66,7 @@ __all__ = [
     "default_storage",
     "ensure_profile",
     "feasible",
+    "fine_tune_seconds",
     "full_fidelity",
     "hypervolume",
     "hypervolume_history",

@@ -51,6 +51,7 @@ TRIAL_WARM_START_ORIGIN = "warm_start_origin"  # UNIFORM or ALLOCATION
 TRIAL_INVALID = "invalid"  # why a sampled point could not be built (told as infeasible)
 TRIAL_FIDELITY_EPOCHS = "fidelity_epochs"  # epochs behind the told score (below TRIAL_EPOCHS: screening only)
 TRIAL_SCREEN_SCORE = "screen_score"  # the validation metric after the screening epochs (multi-fidelity)
+TRIAL_SCREEN_SECONDS = "screen_seconds"  # the screening stage's fine-tuning time (a promoted trial's too)
 OLD_TRIAL_ARTIFACTS = "artifacts"  # paretone 0.1.0: a path relative to the working directory
 
 LATENCY, PEAK = "latency_ms", "peak_bytes"
@@ -233,6 +234,14 @@ def screen_score(trial: FrozenTrial) -> float | None:
     return None if value is None else float(value)
 
 
+def fine_tune_seconds(trial: FrozenTrial) -> float:
+    """A fine-tuned trial's fine-tuning time in all its stages (a promoted one's screening included)."""
+    promoted = full_fidelity(trial) and TRIAL_SCREEN_SECONDS in trial.user_attrs
+    return float(trial.user_attrs[TRIAL_RESULT]["seconds"]) + (
+        float(trial.user_attrs[TRIAL_SCREEN_SECONDS]) if promoted else 0.0
+    )
+
+
 def retried(trial: FrozenTrial) -> bool:
     return bool(trial.user_attrs.get(TRIAL_RETRIED))
 
@@ -308,8 +317,8 @@ def result_attrs(result: Any, folder: Path | None, epochs: int) -> dict[str, Any
     }
 
 
-def screening_attrs(score: float) -> dict[str, Any]:
-    return {TRIAL_SCREEN_SCORE: score}
+def screening_attrs(score: float, seconds: float) -> dict[str, Any]:
+    return {TRIAL_SCREEN_SCORE: score, TRIAL_SCREEN_SECONDS: seconds}
 
 
 def failure_attrs(reason: str, retry: bool) -> dict[str, Any]:

@@ -26,6 +26,7 @@ from paretone.search._allocation import allocate, describe, sensitivity_for
 from paretone.search._attrs import (
     ALLOCATION,
     Objectives,
+    Predicted,
     StudyInfo,
     WarmStart,
     fine_tuned,
@@ -43,6 +44,7 @@ from paretone.search._attrs import (
     warm_start_index,
 )
 from paretone.search._costs import CostModel, InvalidCandidate
+from paretone.search._fidelity import Screened
 from paretone.search._front import Candidate, pareto_candidates
 from paretone.search._liveness import Liveness
 from paretone.search._settings import SearchProgress, SearchSettings, SearchSummary, Status
@@ -367,17 +369,23 @@ class Driver:
                 return (None if note is None else self.start_worker(setup)), None
             return entry.worker, None
         if entry.screening:
-            others = [
-                score
-                for t in self.study.get_trials(deepcopy=False)
-                if t.number != trial.number and (score := screen_score(t)) is not None
-            ]
-            set_attrs(trial, screening_attrs(result.score))
-            if self.settings.fidelity.promotes(result.score, others):
+            others = self._screening_results(besides=trial.number)
+            set_attrs(trial, screening_attrs(result.score, result.seconds))
+            if self.settings.fidelity.promotes(Screened(result.score, *entry.costs), others):
                 return entry.worker, self._fine_tune(dataclasses.replace(entry, epochs=entry.full_epochs))
         set_attrs(trial, result_attrs(result, self.settings.folder, entry.epochs))
         self.study.tell(trial, Objectives(result.score, *entry.costs).values())
         return entry.worker, None
+
+    def _screening_results(self, *, besides: int) -> list[Screened]:
+        """Every screening result of the study but trial ``besides``'s (promotion ranks by them)."""
+        out = []
+        for t in self.study.get_trials(deepcopy=False):
+            score = screen_score(t)
+            if t.number != besides and score is not None:
+                predicted = Predicted.of(t)
+                out.append(Screened(score, predicted.latency_ms, predicted.peak_bytes))
+        return out
 
     def summary(self, seconds: float) -> SearchSummary:
         return self._summarize(self.study.get_trials(deepcopy=False), seconds)

@@ -2,12 +2,19 @@
 
 Latency and memory are predicted, so a trial's only costly objective is its validation metric, and
 a short fine-tuning ranks candidates well enough to stop spending on the hopeless ones
-(asynchronous successive halving with one rung, as ASHA: a trial is promoted when it ranks in
-the best ``promote_fraction`` of every screening score the study holds, itself included, so no
-worker waits for a rung to fill). Optuna cannot prune a multi-objective trial, so the driver runs
-both stages inside one trial: a candidate not promoted is told with its screening score and
-recorded as such (``TRIAL_FIDELITY_EPOCHS`` below its ``TRIAL_EPOCHS``); fronts, hypervolumes and
-``pick`` read full-fidelity trials only.
+(asynchronous successive halving with one rung, as ASHA: a trial is promoted when it ranks in the
+best ``promote_fraction`` of every screening result the study holds, itself included, so no worker
+waits for a rung to fill). The ranking is multi-objective, as MO-ASHA's (Schmucker et al., 2021):
+non-dominated sorting of (screening metric, predicted latency, predicted peak memory), then the
+metric within a front. Ranking by the metric alone promotes only the slow, accurate candidates and
+starves the fast end of the front: measured, that cut the hypervolume to a seventh
+(``benchmarks/search.py --scale fidelity``).
+
+Optuna cannot prune a multi-objective trial, so the driver runs both stages inside one trial: a
+candidate not promoted is told with its screening score and recorded as such
+(``TRIAL_FIDELITY_EPOCHS`` below its ``TRIAL_EPOCHS``); fronts, hypervolumes and ``pick`` read
+full-fidelity trials only. A promoted candidate fine-tunes again from the teacher for the full
+epochs (the learning-rate schedule spans them), so it costs screening plus full epochs.
 """
 
 from __future__ import annotations
@@ -52,9 +59,43 @@ class Fidelity:
         """Epochs a new candidate fine-tunes first: the screening stage, if shorter than ``epochs``."""
         return self.screen_epochs if 0 < self.screen_epochs < epochs else epochs
 
-    def promotes(self, score: float, others: Sequence[float]) -> bool:
-        """Whether a screening ``score`` ranks within the best ``promote_fraction`` of itself and
-        ``others`` (every other screening score in the study); the first candidates, before there
-        are enough to rank, are promoted (at least one of every ``1 / promote_fraction``)."""
-        better = sum(other > score for other in others)
-        return better < max(1, math.floor((len(others) + 1) * self.promote_fraction))
+    def promotes(self, candidate: Screened, others: Sequence[Screened]) -> bool:
+        """Whether ``candidate`` ranks within the best ``promote_fraction`` of itself and ``others``
+        (every other screening result in the study): by non-dominated front, then by metric. The
+        first candidates, before there are enough to rank, are promoted (at least one of every
+        ``1 / promote_fraction``); one no other result dominates always is."""
+        points = [candidate, *others]
+        fronts = front_indices(points)
+        ahead = sum(
+            (front, -point.score) < (fronts[0], -candidate.score)
+            for front, point in zip(fronts[1:], others, strict=True)
+        )
+        return fronts[0] == 0 or ahead < max(1, math.floor(len(points) * self.promote_fraction))
+
+
+@dataclass(frozen=True)
+class Screened:
+    """One candidate after screening: its validation metric (higher is better) and predicted costs."""
+
+    score: float
+    latency_ms: float
+    peak_bytes: float
+
+    def dominates(self, other: Screened) -> bool:
+        at_least = (
+            self.score >= other.score
+            and self.latency_ms <= other.latency_ms
+            and self.peak_bytes <= other.peak_bytes
+        )
+        return at_least and self != other
+
+
+def front_indices(points: Sequence[Screened]) -> list[int]:
+    """Each point's non-dominated front (0: dominated by none; 1: by front 0 only; ...)."""
+    fronts, left, index = [0] * len(points), set(range(len(points))), 0
+    while left:
+        current = {i for i in left if not any(points[j].dominates(points[i]) for j in left)}
+        for i in current:
+            fronts[i] = index
+        left, index = left - current, index + 1
+    return fronts
