@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import os
 import random
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -148,9 +147,9 @@ def measure_memory(
     tensors = [int(t) for s in samples if (t := s["tensor_peak_bytes"]) is not None]
     recorded = len(tensors) == len(samples)
     return MemoryMeasurement(
-        peak_bytes=round(statistics.fmean(rss)),
+        peak_bytes=int(_kit_runner.mean_of(samples, "peak_bytes")),  # type: ignore[arg-type]
         peak_range_bytes=max(rss) - min(rss),
-        tensor_peak_bytes=round(statistics.fmean(tensors)) if recorded else None,
+        tensor_peak_bytes=_kit_runner.mean_of(samples, "tensor_peak_bytes"),
         tensor_peak_range_bytes=max(tensors) - min(tensors) if recorded else None,
         processes=processes,
     )
