@@ -80,9 +80,19 @@ class KernelRegressor:
         if self._model is None or not inside:
             values = dict.fromkeys(inside, self._constant)
         else:
-            predicted = self._model.predict(np.array([self._features(k) for k in inside]))
+            predicted = _predict(self._model, np.array([self._features(k) for k in inside]))
             values = {k: float(v) for k, v in zip(inside, predicted, strict=True)}
         return [values.get(k) for k in kernels]
+
+
+def _predict(model: Any, x: np.ndarray) -> np.ndarray:
+    """``model.predict(x)``; a tree ensemble averages its trees directly, skipping the per-call input
+    checks and joblib dispatch that cost milliseconds a call (a search predicts thousands of times).
+    The same numbers: a regression forest's prediction is the mean of its trees'."""
+    if isinstance(model, ExtraTreesRegressor):
+        rows = np.ascontiguousarray(x, dtype=np.float32)  # the dtype the trees were fitted in
+        return np.mean([tree.predict(rows, check_input=False) for tree in model.estimators_], axis=0)
+    return model.predict(x)
 
 
 Features = Callable[[Kernel], list[float]]
