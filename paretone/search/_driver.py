@@ -65,9 +65,11 @@ MAX_WORKER_DEATHS = 5
 
 @dataclass
 class _Running:
+    """A feasible candidate: prepared (no worker yet), then fine-tuning on ``worker``."""
+
     trial: Trial
-    worker: Any  # the Ray actor fine-tuning it
-    future: Any  # its pending result
+    worker: Any  # the Ray actor fine-tuning it (None while prepared)
+    future: Any  # its pending result (None while prepared)
     costs: tuple[float, float]  # predicted (latency ms, peak bytes)
     recipe: dict[str, Any]
     epochs: int  # of this run: the screening epochs, or the trial's full epochs
@@ -113,7 +115,8 @@ class Driver:
         self.sensitivity_progress = sensitivity_progress
         self.sensitivity: SensitivityTable | None = None  # measured (or read) for allocations
         self._warm_starts_done = False
-        self.driver_seconds = 0.0  # this process's ask/predict/tell time in run(), for throughput figures
+        self.driver_seconds = 0.0  # run()'s own time in this process (all but waiting on workers)
+        self._waited_s = 0.0
         loaded, _ = resolve_splits(settings.teacher, data=settings.data, split=settings.split)  # no audio
         self.task = task_named(loaded.task)
         self.teacher_config = loaded.model.config
@@ -226,16 +229,19 @@ class Driver:
     # -- one candidate -----------------------------------------------------------------------
 
     @contextlib.contextmanager
-    def _driver_time(self) -> Iterator[None]:
-        """Count the driver's own seconds (ask, predict, tell, storage), which workers wait on."""
+    def _waiting(self) -> Iterator[None]:
+        """Time spent waiting on workers (or others' trials): what the driver's own seconds exclude.
+        Everything else in the loop (ask, predict, tell, storage reads, progress, heartbeats) is
+        time an idle worker may be waiting on."""
         started = time.perf_counter()
         try:
             yield
         finally:
-            self.driver_seconds += time.perf_counter() - started
+            self._waited_s += time.perf_counter() - started
 
-    def _launch(self, worker: Any) -> _Running | None:
-        """Ask, predict, and either fine-tune on ``worker`` or tell at once as infeasible."""
+    def _propose(self) -> _Running | None:
+        """Ask and predict: a feasible candidate ready to fine-tune, or None when it was told at once
+        as infeasible (screened, or a point that cannot be built)."""
         trial = self.study.ask(self.space.distributions())
         recipe = self.space.recipe(trial.params)
         try:
@@ -263,12 +269,12 @@ class Driver:
             self.study.tell(trial, Objectives(0.0, *costs).values())  # score unknown; constraints rank it
             return None
         first = self.settings.fidelity.first_epochs(epochs)
-        return self._fine_tune(_Running(trial, worker, None, costs, recipe.to_dict(), first, epochs))
+        return _Running(trial, None, None, costs, recipe.to_dict(), first, epochs)
 
-    def _fine_tune(self, entry: _Running) -> _Running:
+    def _fine_tune(self, entry: _Running, worker: Any) -> _Running:
         out = self.settings.trial_dir(entry.trial.number)
-        entry.future = entry.worker.fine_tune.remote(entry.recipe, entry.epochs, str(out))
-        return entry
+        future = worker.fine_tune.remote(entry.recipe, entry.epochs, str(out))
+        return dataclasses.replace(entry, worker=worker, future=future)
 
     # -- the loop ----------------------------------------------------------------------------
 
@@ -279,6 +285,8 @@ class Driver:
         started_ray = start_ray(self.settings.ray_address, self.settings.workers)
         running: dict[Any, _Running] = {}
         idle: list[Any] = []
+        loop_started: float | None = None
+        ready: _Running | None = None
         try:
             self.recover_stale()
             if self.settings.gpus_per_worker > 0:
@@ -291,41 +299,56 @@ class Driver:
                 gpus=self.settings.gpus_per_worker,
             )
             idle.extend(self.start_worker(setup) for _ in range(self.settings.workers))
+            loop_started, self._waited_s = time.perf_counter(), 0.0
             deaths = 0
-            while True:
+            while True:  # ``ready``: a feasible candidate prepared while every worker is busy
                 # RUNNING trials of another driver (or of a dead one, until they go stale) count as
                 # in flight: concurrent drivers then share the count instead of overshooting it.
-                elsewhere = self.recover_stale(tuple(r.trial.number for r in running.values()))
+                ours = [r.trial for r in running.values()] + ([ready.trial] if ready else [])
+                elsewhere = self.recover_stale(tuple(t.number for t in ours))
                 finished, screened = self.counts()
-                while idle and finished + len(running) + elsewhere < self.settings.trials:
+                base = finished + elsewhere  # + this driver's candidates in flight: below --trials
+
+                # Fill idle workers; with none idle, prepare the next candidate one ask at a time
+                # (results are collected between asks), so a worker that finishes starts at once
+                # instead of waiting while screened candidates are told.
+                while True:
+                    if ready is not None and idle:
+                        launched = self._fine_tune(ready, idle.pop())
+                        running[launched.future], ready = launched, None
+                        self._report(len(running))
+                        continue
+                    if ready is not None or base + len(running) >= self.settings.trials:
+                        break
                     if screened >= self.settings.max_screened_per_trial * self.settings.trials:
                         raise ConfigError(
-                            f"{screened} candidates broke the budget ({self.budget.describe()}) while "
-                            f"{finished} fitted it; finished trials are kept: raise the budget or "
-                            "narrow the space (--config [space])"
+                            f"{screened} candidates broke the budget ({self.budget.describe()}) "
+                            f"while {finished} fitted it; finished trials are kept: raise the "
+                            "budget or narrow the space (--config [space])"
                         )
-                    with self._driver_time():
-                        self._enqueue_warm_start()
-                        launched = self._launch(idle[-1])
-                    if launched is None:
+                    self._enqueue_warm_start()
+                    ready = self._propose()
+                    if ready is None:
                         screened += 1
-                        self.liveness.beat(r.trial for r in running.values())  # stay visibly alive
+                        self.liveness.beat(ours)  # stay visibly alive
                         if screened % 100 == 0:
                             self._report(len(running))
-                        continue
-                    idle.pop()
-                    running[launched.future] = launched
-                    self._report(len(running))
+                        if not idle:
+                            break
                 if not running:
                     if finished >= self.settings.trials:
                         break
-                    time.sleep(self.settings.heartbeat_s)  # others' trials: wait for them or staleness
+                    with self._waiting():  # others' trials: wait for them or staleness
+                        time.sleep(self.settings.heartbeat_s)
                     continue
-                done, _ = ray.wait(list(running), num_returns=1, timeout=self.settings.heartbeat_s)
+                # still preparing: only look for results, do not wait for one
+                preparing = ready is None and base + len(running) < self.settings.trials
+                with self._waiting():
+                    timeout = 0 if preparing else self.settings.heartbeat_s
+                    done, _ = ray.wait(list(running), num_returns=1, timeout=timeout)
                 for future in done:
                     entry = running.pop(future)
-                    with self._driver_time():
-                        worker, promoted = self._finish(entry, setup)
+                    worker, promoted = self._finish(entry, setup)
                     if promoted is not None:  # its full fine-tuning, on the same worker
                         running[promoted.future] = promoted
                         continue
@@ -335,13 +358,17 @@ class Driver:
                             raise ConfigError(f"{deaths} search workers died; see ray logs") from None
                         worker = self.start_worker(setup)
                     idle.append(worker)
-                self.liveness.beat((r.trial for r in running.values()), force=True)
-                self._report(len(running))
+                ours = [r.trial for r in running.values()] + ([ready.trial] if ready else [])
+                self.liveness.beat(ours, force=not preparing)
+                if done or not preparing:
+                    self._report(len(running))
         except KeyboardInterrupt:
-            for entry in running.values():
+            for entry in [*running.values(), *([ready] if ready else [])]:
                 self.liveness.fail(entry.trial, "interrupted by the user", retry=True)
             raise
         finally:
+            if loop_started is not None:
+                self.driver_seconds = time.perf_counter() - loop_started - self._waited_s
             # a Ray this driver joined (a cluster, or one a test or notebook started) gets its CPUs
             # back now, not whenever the handles are collected
             for worker in idle + [r.worker for r in running.values()]:
@@ -372,7 +399,8 @@ class Driver:
             others = self._screening_results(besides=trial.number)
             set_attrs(trial, screening_attrs(result.score, result.seconds))
             if self.settings.fidelity.promotes(Screened(result.score, *entry.costs), others):
-                return entry.worker, self._fine_tune(dataclasses.replace(entry, epochs=entry.full_epochs))
+                promoted = dataclasses.replace(entry, epochs=entry.full_epochs)
+                return entry.worker, self._fine_tune(promoted, entry.worker)
         set_attrs(trial, result_attrs(result, self.settings.folder, entry.epochs))
         self.study.tell(trial, Objectives(result.score, *entry.costs).values())
         return entry.worker, None

@@ -135,7 +135,7 @@ class SearchSummary:
     front_origins: dict[str, int] = field(default_factory=dict)  # front members by what proposed them
     most_sensitive: tuple[str, ...] = ()  # the teacher's most sensitive single changes (allocate)
     allocations: int | None = None  # allocation warm starts of the study (None: not allocating)
-    driver_seconds: float = 0.0  # this run's ask/predict/tell time in the driver (workers wait on it)
+    driver_seconds: float = 0.0  # the driver loop's own time: all but waiting on workers
     partial_fidelity: int = 0  # fine-tuned for the screening epochs only, not promoted (not on fronts)
 
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 import os
 import warnings
 from pathlib import Path
-from typing import Any
 from urllib.parse import urlsplit
 
 import optuna
@@ -103,8 +102,6 @@ def make_storage(url: str, *, create: bool = True) -> optuna.storages.BaseStorag
         raise ConfigError(f"storage {url!r}: unsupported; use {STORAGE_FORMS}")
     try:
         storage = optuna.storages.RDBStorage(url, **kwargs)
-        if scheme == "sqlite" and create:  # the search's own storage; readers leave the file as it is
-            _write_ahead(storage.engine)
         storage.get_all_studies()  # reads the schema: a corrupt file or a dead server fails here
     except (
         sqlalchemy.exc.SQLAlchemyError,
@@ -116,28 +113,6 @@ def make_storage(url: str, *, create: bool = True) -> optuna.storages.BaseStorag
     except ModuleNotFoundError as exc:
         raise ConfigError(f"storage {url!r} needs the database driver {exc.name!r}; install it") from None
     return storage
-
-
-def _write_ahead(engine: Any) -> None:
-    """Put a SQLite study in write-ahead-log mode, synchronised at checkpoints only.
-
-    Optuna commits every parameter, attribute and value on its own (about 60 transactions per
-    candidate); with SQLite's default rollback journal each costs a disk flush (0.75 ms here, half
-    the driver's storage time). With WAL and ``synchronous=NORMAL`` a commit survives any crash of
-    the process (driver, worker, Ray), and concurrent drivers read while one writes; only an
-    operating-system crash or power cut may lose the last commits, never corrupt the file. WAL
-    needs a local disk: for a study on a network filesystem use PostgreSQL or a journal file.
-    """
-    from sqlalchemy import event
-
-    def on_connect(connection: Any, _record: Any) -> None:
-        cursor = connection.cursor()
-        cursor.execute("PRAGMA journal_mode=WAL")  # kept in the file; a no-op once set
-        cursor.execute("PRAGMA synchronous=NORMAL")  # per connection
-        cursor.close()
-
-    event.listen(engine, "connect", on_connect)
-    engine.dispose()  # the connection Optuna opened to create the schema gets the pragmas too
 
 
 def _journal(url: str, create: bool) -> optuna.storages.BaseStorage:

@@ -106,17 +106,16 @@ def test_journal_storage_and_trial_errors_fail_with_a_reason(teacher, profile, t
     driver = _driver(
         teacher, profile, tmp_path, study="j", storage=storage, trials=2, budget=Budget(latency_fraction=1.0)
     )
-    original = driver._launch
+    original = driver._fine_tune
 
-    def broken_recipe_once(worker):
-        launched = original(worker)
-        if launched is not None and not hasattr(broken_recipe_once, "done"):
+    def broken_recipe_once(entry, worker):
+        if not hasattr(broken_recipe_once, "done"):
             broken_recipe_once.done = True
             bad = {"format": "paretone.recipe/1", "heads": {"blocks.0.attn.heads": 99}}
-            return dataclasses.replace(launched, future=worker.fine_tune.remote(bad, 1, str(tmp_path / "x")))
-        return launched
+            return original(dataclasses.replace(entry, recipe=bad), worker)
+        return original(entry, worker)
 
-    driver._launch = broken_recipe_once
+    driver._fine_tune = broken_recipe_once
     driver.run()
     trials = _trials(storage, "j")
     failed = [t for t in trials if t.state == TrialState.FAIL]

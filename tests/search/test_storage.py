@@ -64,29 +64,3 @@ def test_checking_writes_nothing_and_an_unwritable_folder_is_refused(tmp_path):
                 check_storage(f"sqlite:///{locked / 'study.db'}")
     finally:
         locked.chmod(0o700)
-
-
-def test_a_search_storage_writes_ahead_and_its_commits_survive_a_killed_process(tmp_path):
-    import subprocess
-    import sys
-
-    import optuna
-
-    path = tmp_path / "study.db"
-    storage = make_storage(f"sqlite:///{path}")
-    with storage.engine.connect() as connection:  # a pooled connection, not only the first one
-        assert connection.exec_driver_sql("PRAGMA synchronous").scalar() == 1  # NORMAL
-    storage.engine.dispose()
-    writer = f"""
-import os, optuna
-from paretone.search import make_storage
-study = optuna.create_study(study_name="s", storage=make_storage("sqlite:///{path}"))
-trial = study.ask({{"x": optuna.distributions.FloatDistribution(0, 2)}})
-study.tell(trial, 0.5)
-os._exit(9)  # no clean shutdown: nothing is checkpointed or closed
-"""
-    assert subprocess.run([sys.executable, "-c", writer]).returncode == 9
-    with sqlite3.connect(path) as raw:
-        assert raw.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
-    reread = optuna.load_study(study_name="s", storage=make_storage(f"sqlite:///{path}", create=False))
-    assert [t.value for t in reread.trials] == [0.5]
