@@ -16,7 +16,7 @@ from paretone.search._attrs import (
 )
 from paretone.search._budget import DEFAULT_LATENCY_FRACTION, Budget, ResolvedBudget
 from paretone.search._costs import CostModel
-from paretone.search._driver import Driver, check_resumable, tally
+from paretone.search._driver import Driver, tally
 from paretone.search._fidelity import Fidelity, Screened
 from paretone.search._front import (
     Candidate,
@@ -31,6 +31,7 @@ from paretone.search._run import LOCAL_DEVICE, ensure_profile, precheck, run_sea
 from paretone.search._settings import SearchProgress, SearchSettings, SearchSummary
 from paretone.search._study import (
     SAMPLERS,
+    check_resumable,
     check_storage,
     default_storage,
     load_study,

@@ -48,7 +48,7 @@ from paretone.search._fidelity import Screened
 from paretone.search._front import Candidate, pareto_candidates
 from paretone.search._liveness import Liveness
 from paretone.search._settings import SearchProgress, SearchSettings, SearchSummary, Status
-from paretone.search._study import make_sampler, open_study
+from paretone.search._study import check_resumable, make_sampler, open_study
 from paretone.search._workers import (
     WorkerSetup,
     check_gpus,
@@ -78,6 +78,11 @@ class _Running:
     @property
     def screening(self) -> bool:
         return self.epochs < self.full_epochs
+
+
+def _in_flight(running: dict[Any, _Running], ready: _Running | None) -> list[Trial]:
+    """This driver's RUNNING trials: fine-tuning, and the one prepared for the next free worker."""
+    return [r.trial for r in running.values()] + ([ready.trial] if ready else [])
 
 
 def tally(trials: list[FrozenTrial]) -> tuple[int, int]:
@@ -304,7 +309,7 @@ class Driver:
             while True:  # ``ready``: a feasible candidate prepared while every worker is busy
                 # RUNNING trials of another driver (or of a dead one, until they go stale) count as
                 # in flight: concurrent drivers then share the count instead of overshooting it.
-                ours = [r.trial for r in running.values()] + ([ready.trial] if ready else [])
+                ours = _in_flight(running, ready)
                 elsewhere = self.recover_stale(tuple(t.number for t in ours))
                 finished, screened = self.counts()
                 base = finished + elsewhere  # + this driver's candidates in flight: below --trials
@@ -358,13 +363,12 @@ class Driver:
                             raise ConfigError(f"{deaths} search workers died; see ray logs") from None
                         worker = self.start_worker(setup)
                     idle.append(worker)
-                ours = [r.trial for r in running.values()] + ([ready.trial] if ready else [])
-                self.liveness.beat(ours, force=not preparing)
+                self.liveness.beat(_in_flight(running, ready), force=not preparing)
                 if done or not preparing:
                     self._report(len(running))
         except KeyboardInterrupt:
-            for entry in [*running.values(), *([ready] if ready else [])]:
-                self.liveness.fail(entry.trial, "interrupted by the user", retry=True)
+            for trial in _in_flight(running, ready):
+                self.liveness.fail(trial, "interrupted by the user", retry=True)
             raise
         finally:
             if loop_started is not None:
@@ -445,24 +449,3 @@ class Driver:
     def _allocation_count(self) -> int:
         starts = StudyInfo.read(self.study, self.settings.folder).warm_starts
         return sum(start.origin == ALLOCATION for start in starts)
-
-
-def check_resumable(study: Any, ours: StudyInfo, settings: SearchSettings) -> None:
-    """ConfigError unless ``study`` was started with this teacher, space and budget (as given)."""
-    stored = StudyInfo.read(study, settings.folder)
-    if stored.space.get("format") != ours.space.get("format"):
-        raise ConfigError(
-            f"study {settings.study!r} was started by paretone {stored.version}, whose search space this one "
-            "cannot continue; `paretone pareto` and `pick` still read it: start a new --study to search on"
-        )
-    if stored.identity() != ours.identity():
-        raise ConfigError(
-            f"study {settings.study!r} was started with another teacher, search space or --chunk-ms; resume "
-            "it with the same --teacher, space settings and --chunk-ms, or start a new --study"
-        )
-    if stored.budget.given != ours.budget.given:
-        raise ConfigError(
-            f"study {settings.study!r} was started with budget {' '.join(stored.budget.given.flags())}; "
-            "resume it with the same --latency-budget-*, --memory-budget-mb and --size-budget-mb, or "
-            "start a new --study"
-        )

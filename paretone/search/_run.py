@@ -24,9 +24,9 @@ from paretone.hw_models import (
 from paretone.models import load_model
 from paretone.search._attrs import StudyInfo
 from paretone.search._budget import ResolvedBudget
-from paretone.search._driver import Driver, check_resumable
+from paretone.search._driver import Driver
 from paretone.search._settings import SearchSettings, SearchSummary, Status
-from paretone.search._study import check_storage, load_study_to_resume
+from paretone.search._study import check_resumable, check_storage, load_study_to_resume
 from paretone.search._workers import check_gpus
 from paretone.spaces import SearchSpace
 

@@ -10,12 +10,16 @@ from __future__ import annotations
 import os
 import warnings
 from pathlib import Path
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 import optuna
 
 from paretone.errors import ConfigError
-from paretone.search._attrs import DIRECTIONS, Objectives
+from paretone.search._attrs import DIRECTIONS, Objectives, StudyInfo
+
+if TYPE_CHECKING:
+    from paretone.search._settings import SearchSettings
 
 SAMPLERS = ("nsga2", "tpe", "gp", "random")
 STORAGE_FORMS = "sqlite:///PATH.db, postgresql://USER@HOST/DB or journal:PATH.log"
@@ -208,3 +212,24 @@ def load_study(name: str, storage: str) -> optuna.Study:
         )
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     return optuna.load_study(study_name=name, storage=backend)
+
+
+def check_resumable(study: optuna.Study, ours: StudyInfo, settings: SearchSettings) -> None:
+    """ConfigError unless ``study`` was started with this teacher, space and budget (as given)."""
+    stored = StudyInfo.read(study, settings.folder)
+    if stored.space.get("format") != ours.space.get("format"):
+        raise ConfigError(
+            f"study {settings.study!r} was started by paretone {stored.version}, whose search space this one "
+            "cannot continue; `paretone pareto` and `pick` still read it: start a new --study to search on"
+        )
+    if stored.identity() != ours.identity():
+        raise ConfigError(
+            f"study {settings.study!r} was started with another teacher, search space or --chunk-ms; resume "
+            "it with the same --teacher, space settings and --chunk-ms, or start a new --study"
+        )
+    if stored.budget.given != ours.budget.given:
+        raise ConfigError(
+            f"study {settings.study!r} was started with budget {' '.join(stored.budget.given.flags())}; "
+            "resume it with the same --latency-budget-*, --memory-budget-mb and --size-budget-mb, or "
+            "start a new --study"
+        )
