@@ -3,7 +3,8 @@
     python benchmarks/scalability.py            # 1, 8, 32 and 64 workers, 4 trials per worker
     python benchmarks/scalability.py --quick    # 1 and 8 workers (< 3 minutes)
 
-In the style of Ray Tune's own scalability tests: the real driver (Optuna ask and tell on SQLite,
+In the style of Ray Tune's own scalability tests: the real driver (Optuna ask and tell on the
+default storage, a journal file,
 screening by the latency and memory predictors, warm starts, heartbeats) with a local Ray of many
 small actors whose ``fine_tune`` sleeps for one second and returns a result, so the driver's own
 costs are all that varies. Per worker count: wall seconds against the ideal (trials x 1 s / workers),
@@ -32,7 +33,7 @@ from rich.table import Table
 from paretone._io import write_json
 from paretone._version import __version__
 from paretone.hw_models import LatencyModel, MemoryModel
-from paretone.search import Budget, Driver, SearchSettings, WorkerSetup, ensure_profile
+from paretone.search import Budget, Driver, SearchSettings, WorkerSetup, default_storage, ensure_profile
 
 SLEEP_S = 1.0
 ACTOR_MEMORY_BYTES = 64 * 2**20
@@ -83,7 +84,7 @@ def _run(teacher: Path, tmp: Path, workers: int, profile) -> dict[str, Any]:
     settings = SearchSettings(
         teacher=teacher,
         study=f"scale-{workers}",
-        storage=f"sqlite:///{tmp / f'scale-{workers}.db'}",
+        storage=default_storage(f"scale-{workers}", tmp / "runs"),
         trials=trials,
         budget=Budget(latency_fraction=0.5),
         workers=workers,

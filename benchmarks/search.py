@@ -5,6 +5,8 @@ FSDD splits, at equal fine-tuning CPU-seconds, budget 25% of the teacher's laten
     python benchmarks/search.py --scale medium   # 1 split, 1 seed, 8 methods, 8 trials of 1 epoch
     python benchmarks/search.py --quick          # 1 split, 1 seed, 4 methods, 4 trials (< 10 min)
     python benchmarks/search.py --scale fidelity # NSGA-II with and without multi-fidelity, 3 seeds
+    python benchmarks/search.py --scale throughput  # only the 1- and 2-worker runs (16 trials each)
+    python benchmarks/search.py --scale throughput --storage sqlite  # the same on SQLite
 
 Methods: the uniform rule at its strongest (one kept fraction and one format everywhere, over every
 front-end choice: the largest that fits, as many as the others fine-tune), random search with
@@ -117,6 +119,7 @@ SCALES = {
     "medium": Scale(("speaker:nicolas:2",), (0,), FULL_METHODS, 8, 1, 15),
     "full": Scale(("speaker:nicolas:2", "speaker:theo:2"), (0, 1, 2), FULL_METHODS, 12, 2, 30),
     "fidelity": Scale(("speaker:nicolas:2",), (0, 1, 2), ("nsga2", "nsga2+fidelity"), 8, 3, 15, False),
+    "throughput": Scale(("speaker:nicolas:2",), (), (), 8, 1, 15),  # no method comparison
 }
 
 
@@ -249,12 +252,22 @@ def _score_split(runs: dict[str, dict[str, Any]], context, tmp: Path) -> None:
 
 
 def _settings(
-    teacher: Path, tmp: Path, study: str, method: Method, seed: int, trials: int, epochs: int, workers: int
+    teacher: Path,
+    tmp: Path,
+    study: str,
+    method: Method,
+    seed: int,
+    trials: int,
+    epochs: int,
+    workers: int,
+    storage: str = "journal",
 ):
     return SearchSettings(
         teacher=teacher,
         study=study,
-        storage=f"sqlite:///{tmp / (study + '.db')}",
+        storage=f"journal:{tmp / (study + '.log')}"
+        if storage == "journal"
+        else f"sqlite:///{tmp / (study + '.db')}",
         trials=trials * method.trials_factor,
         budget=Budget(latency_fraction=BUDGET_FRACTION),
         workers=workers,
@@ -300,6 +313,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=None)
     parser.add_argument("--quick", action="store_true", help="the same as --scale quick")
     parser.add_argument("--scale", choices=list(SCALES), default="full")
+    parser.add_argument(
+        "--storage",
+        choices=("journal", "sqlite"),
+        default="journal",
+        help="every study's [journal, the default]",
+    )
     args = parser.parse_args(argv)
     scale_name = "quick" if args.quick else args.scale
     scale = SCALES[scale_name]
@@ -338,6 +357,7 @@ def main(argv: list[str] | None = None) -> int:
                             trials,
                             epochs,
                             2,
+                            args.storage,
                         ),
                         METHODS[name],
                         profile,
@@ -359,11 +379,12 @@ def main(argv: list[str] | None = None) -> int:
                 throughput_trials,
                 epochs,
                 workers,
+                args.storage,
             )
             run = _run(settings, METHODS["nsga2"], profile, console)
             run.pop("_done"), run.pop("_complete")
             throughput.append({"workers": workers, **run})
-    summary = _summaries(results)
+    summary = _summaries(results) if results else {}
     default = default_method()
     scaling = throughput[1]["trials_per_hour"] / throughput[0]["trials_per_hour"] if throughput else None
     payload = {
@@ -376,6 +397,7 @@ def main(argv: list[str] | None = None) -> int:
         else None,
         "worker_scaling": scaling,
         "budget_fraction": BUDGET_FRACTION,
+        "storage": args.storage,
         "splits": splits,
         "seeds": seeds,
         "trials_per_run": trials,

@@ -212,13 +212,13 @@ def search(
 
 
 def study_storage(study: str, storage: str | None) -> str:
-    """``storage``, or the default SQLite file of ``study`` if it exists (ConfigError if not)."""
+    """``storage``, or the default file of ``study`` if it exists (ConfigError if not)."""
     from paretone.search import default_storage
 
     if storage:
         return storage
     url = default_storage(study)
-    if not Path(url.removeprefix("sqlite:///")).is_file():
+    if not Path(url.removeprefix("journal:").removeprefix("sqlite:///")).is_file():
         raise ConfigError(f"study {study!r}: {url} does not exist; pass --storage or run `paretone search`")
     return url
 

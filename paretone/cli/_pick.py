@@ -16,7 +16,7 @@ from paretone.errors import ConfigError
 
 STUDY_HELP = "Study name (as given to `paretone search`)."
 DEFAULT_STUDY = "search-teacher-ast-default"  # what `paretone search` names the default teacher's study
-STORAGE_HELP = "Study storage URL [default: sqlite:///runs/STUDY/study.db]."
+STORAGE_HELP = "Study storage URL [default: journal:runs/STUDY/study.log, or its study.db if there]."
 
 
 @cli.command()

@@ -87,7 +87,11 @@ def read_config(path: Path) -> tuple[dict[str, Any], dict[str, Any]]:
 @click.option("--memory-budget-mb", type=float, default=None, help="Peak working memory budget (MB).")
 @click.option("--size-budget-mb", type=float, default=None, help="ONNX file size budget (MB).")
 @click.option("--workers", type=int, default=None, help="Parallel fine-tuning workers [default: 1].")
-@click.option("--storage", default=None, help="sqlite:///F.db, postgresql://..., journal:F.log [runs/STUDY].")
+@click.option(
+    "--storage",
+    default=None,
+    help="journal:F.log, sqlite:///F.db, postgresql://... [journal:runs/STUDY/study.log].",
+)
 @click.option("--ray-address", default=None, help="Join an existing Ray cluster (default: local Ray).")
 @click.option("--sampler", type=click.Choice(["nsga2", "tpe", "gp", "random"]), default=None, help="[nsga2]")
 @click.option("--seed", type=int, default=None, help="Sampler seed [default: 0].")

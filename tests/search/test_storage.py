@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import sqlite3
 
+import optuna
 import pytest
 
+from paretone.api import study_storage
 from paretone.errors import ConfigError
-from paretone.search import check_storage, make_storage
+from paretone.search import check_storage, default_storage, make_storage
 
 
 @pytest.mark.parametrize(
@@ -64,3 +66,18 @@ def test_checking_writes_nothing_and_an_unwritable_folder_is_refused(tmp_path):
                 check_storage(f"sqlite:///{locked / 'study.db'}")
     finally:
         locked.chmod(0o700)
+
+
+def test_default_storage_is_a_journal_and_an_earlier_sqlite_study_keeps_its_file(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    url = default_storage("kws")
+    assert url == "journal:runs/kws/study.log"
+    with pytest.raises(ConfigError, match="does not exist; pass --storage"):
+        study_storage("kws", None)  # nothing searched yet
+    optuna.create_study(study_name="kws", storage=make_storage(url)).enqueue_trial({"x": 1.0})
+    assert (tmp_path / "runs" / "kws" / "study.log").is_file() and study_storage("kws", None) == url
+    assert len(optuna.load_study(study_name="kws", storage=make_storage(url)).trials) == 1
+    old = tmp_path / "runs" / "old" / "study.db"
+    old.parent.mkdir(parents=True)
+    optuna.create_study(study_name="old", storage=f"sqlite:///{old}")
+    assert default_storage("old") == f"sqlite:///{old.relative_to(tmp_path)}" == study_storage("old", None)
