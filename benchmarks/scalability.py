@@ -11,7 +11,7 @@ costs are all that varies. Per worker count: wall seconds against the ideal (tri
 worker utilisation, the driver's seconds per candidate (ask, predict, tell, storage), and the
 seconds until the first result (actor start-up). On this 2-core machine 64 actors share two cores
 with the driver, so the large counts measure a loaded driver: an upper bound of its cost.
-The teacher is the first one found of --teacher, runs/bench-search/*/teacher, runs/teacher-ast-default;
+The teacher is the first one found of --teacher, runs/bench-search/*/teacher*, runs/teacher-ast-default;
 the device profile runs/devices/local (calibrated if absent).
 """
 
@@ -71,7 +71,7 @@ def _teacher(given: Path | None) -> Path:
     found = (
         [given]
         if given
-        else [*sorted(Path("runs/bench-search").glob("*/teacher")), Path("runs/teacher-ast-default")]
+        else [*sorted(Path("runs/bench-search").glob("*/teacher*")), Path("runs/teacher-ast-default")]
     )
     for path in found:
         if path is not None and (path / "config.json").is_file():

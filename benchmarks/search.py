@@ -180,6 +180,7 @@ def _run(
         "wall_seconds": wall,
         "fine_tune_seconds": tuned_seconds,
         "trials_per_hour": 3600 * summary.fine_tuned / wall,
+        "steady_trials_per_hour": _steady_rate(done),
         "idle_worker_share": 1 - tuned_seconds / (wall * settings.workers),
         "driver_seconds_per_candidate": summary.driver_seconds / max(told, 1),
         "driver_share_of_mean_fine_tune": (summary.driver_seconds / max(told, 1))
@@ -187,6 +188,15 @@ def _run(
         "_done": done,
         "_complete": summary.fine_tuned + summary.failed >= settings.trials,  # ran its full count
     }
+
+
+def _steady_rate(done: list[optuna.trial.FrozenTrial]) -> float | None:
+    """Trials per hour from the first finished trial to the last: the rate once workers run, without
+    Ray's and the workers' start-up (paid once per search, however long its trials)."""
+    if len(done) < 2:
+        return None
+    span = (done[-1].datetime_complete - done[0].datetime_complete).total_seconds()
+    return 3600 * (len(done) - 1) / span if span > 0 else None
 
 
 def _within_cap(run: dict[str, Any], cap_s: float) -> list[optuna.trial.FrozenTrial]:
@@ -387,6 +397,8 @@ def main(argv: list[str] | None = None) -> int:
     summary = _summaries(results) if results else {}
     default = default_method()
     scaling = throughput[1]["trials_per_hour"] / throughput[0]["trials_per_hour"] if throughput else None
+    steady = [t["steady_trials_per_hour"] for t in throughput]
+    steady_scaling = steady[1] / steady[0] if len(steady) == 2 and None not in steady else None
     payload = {
         "benchmark": "search",
         "paretone_version": __version__,
@@ -396,6 +408,7 @@ def main(argv: list[str] | None = None) -> int:
         if default in summary
         else None,
         "worker_scaling": scaling,
+        "steady_worker_scaling": steady_scaling,  # after start-up: first finished trial to last
         "budget_fraction": BUDGET_FRACTION,
         "storage": args.storage,
         "splits": splits,
@@ -423,12 +436,15 @@ def main(argv: list[str] | None = None) -> int:
     console.print(table)
     for t in throughput:
         console.print(
-            f"{t['workers']} worker(s): {t['trials_per_hour']:.1f} trials/h, "
+            f"{t['workers']} worker(s): {t['trials_per_hour']:.1f} trials/h "
+            f"({t['steady_trials_per_hour'] or float('nan'):.1f} after start-up), "
             f"idle {t['idle_worker_share']:.0%}, "
             f"driver {t['driver_seconds_per_candidate']:.3f} s per candidate"
         )
     if scaling is not None:
-        console.print(f"worker scaling {scaling:.2f}x")
+        console.print(
+            f"worker scaling {scaling:.2f}x (after start-up: {steady_scaling or float('nan'):.2f}x)"
+        )
     console.print(f"wrote {out} in {payload['seconds']:.0f} s")
     return 0
 

@@ -91,8 +91,11 @@ def _finished(trials: list[optuna.trial.FrozenTrial]) -> int:
     return tuned + sum(t.state == TrialState.FAIL and not t.user_attrs.get("retried") for t in trials)
 
 
-def test_driver_killed_mid_study_resumes_to_exactly_the_requested_trials(tiny_teacher, profiles, tmp_path):
-    storage = f"sqlite:///{tmp_path / 'kill.db'}"
+@pytest.mark.parametrize("kind", ["journal", "sqlite"])  # the default storage, and SQLite
+def test_driver_killed_mid_study_resumes_to_exactly_the_requested_trials(
+    tiny_teacher, profiles, tmp_path, kind
+):
+    storage = f"journal:{tmp_path / 'kill.log'}" if kind == "journal" else f"sqlite:///{tmp_path / 'kill.db'}"
     args = _search_args(tiny_teacher, profiles, storage, "k", trials=3)
     driver = _popen_search(args, tmp_path)
 
@@ -132,7 +135,7 @@ def test_driver_killed_mid_study_resumes_to_exactly_the_requested_trials(tiny_te
     intact = sum(after[n].values == v for n, v in kept.items())
     retried = sum(1 for t in after.values() if t.user_attrs.get("retry_of") in orphans)
     record(
-        "driver SIGKILL mid-study, then --resume",
+        f"driver SIGKILL mid-study, then --resume ({kind})",
         requested=3, complete_at_kill=len(kept), kept=intact, lost=len(kept) - intact,
         left_running=len(orphans), retried=retried, finished=_finished(list(after.values())),
         artifacts_intact=all(_digest(folders[n]) == d for n, d in digests.items()),
