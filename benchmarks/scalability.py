@@ -4,13 +4,13 @@
     python benchmarks/scalability.py --quick    # 1 and 8 workers (< 3 minutes)
 
 In the style of Ray Tune's own scalability tests: the real driver (Optuna ask and tell on the
-default storage, a journal file,
-screening by the latency and memory predictors, warm starts, heartbeats) with a local Ray of many
-small actors whose ``fine_tune`` sleeps for one second and returns a result, so the driver's own
-costs are all that varies. Per worker count: wall seconds against the ideal (trials x 1 s / workers),
-worker utilisation, the driver's seconds per candidate (ask, predict, tell, storage), and the
-seconds until the first result (actor start-up). On this 2-core machine 64 actors share two cores
-with the driver, so the large counts measure a loaded driver: an upper bound of its cost.
+default journal storage, screening by the latency and memory predictors, warm starts, heartbeats)
+with a local Ray of many small actors whose ``fine_tune`` sleeps for one second and returns a
+result, so the driver's own costs are all that varies. Per worker count: wall seconds against the
+ideal (trials x 1 s / workers), worker utilisation, the driver's seconds per candidate (ask,
+predict, tell, storage), and the seconds until the first result (actor start-up). On this 2-core
+machine 64 actors share two cores with the driver, so the large counts measure a loaded driver: an
+upper bound of its cost.
 The teacher is the first one found of --teacher, runs/bench-search/*/teacher*, runs/teacher-ast-default;
 the device profile runs/devices/local (calibrated if absent).
 """

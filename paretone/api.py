@@ -213,12 +213,12 @@ def search(
 
 def study_storage(study: str, storage: str | None) -> str:
     """``storage``, or the default file of ``study`` if it exists (ConfigError if not)."""
-    from paretone.search import default_storage
+    from paretone.search import default_storage, storage_file
 
     if storage:
         return storage
     url = default_storage(study)
-    if not Path(url.removeprefix("journal:").removeprefix("sqlite:///")).is_file():
+    if not storage_file(url).is_file():
         raise ConfigError(f"study {study!r}: {url} does not exist; pass --storage or run `paretone search`")
     return url
 

@@ -38,6 +38,7 @@ from paretone.search._study import (
     make_sampler,
     make_storage,
     open_study,
+    storage_file,
 )
 from paretone.search._workers import WorkerSetup
 
@@ -78,6 +79,7 @@ __all__ = [
     "pareto_candidates",
     "precheck",
     "run_search",
+    "storage_file",
     "study_folder",
     "tally",
     "within",

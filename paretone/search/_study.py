@@ -53,14 +53,15 @@ def _storage_error(url: str, exc: BaseException) -> ConfigError:
 def check_storage(url: str) -> None:
     """Everything ``make_storage`` checks, writing nothing: a file that does not exist yet is only
     checked for a writable folder to be created in."""
-    path = _file_of(url)
+    path = storage_file(url)
     if path is not None and not path.exists():
         _writable_folder(path, url)
         return
     make_storage(url, create=False)
 
 
-def _file_of(url: str) -> Path | None:
+def storage_file(url: str) -> Path | None:
+    """The file of a SQLite or journal storage URL; None for a server or in-memory storage."""
     if url.startswith("journal:") or (url.endswith(".log") and "://" not in url):
         return Path(url.removeprefix("journal:"))
     if url.startswith("sqlite:///") and url.removeprefix("sqlite:///") not in ("", ":memory:"):
@@ -199,7 +200,7 @@ def open_study(
 def load_study_to_resume(name: str, storage: str) -> optuna.Study:
     """The study ``--resume`` would continue, read without writing; ConfigError if there is none."""
     missing = f"study {name!r} not found in {storage}: nothing to resume (drop --resume to start it)"
-    path = _file_of(storage)
+    path = storage_file(storage)
     if path is not None and not path.exists():
         raise ConfigError(missing)
     if name not in study_names(make_storage(storage, create=False)):
