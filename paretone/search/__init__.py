@@ -12,6 +12,7 @@ from paretone.search._attrs import (
     feasible,
     fine_tune_seconds,
     full_fidelity,
+    storage_file,
     study_folder,
 )
 from paretone.search._budget import DEFAULT_LATENCY_FRACTION, Budget, ResolvedBudget
@@ -38,7 +39,6 @@ from paretone.search._study import (
     make_sampler,
     make_storage,
     open_study,
-    storage_file,
 )
 from paretone.search._workers import WorkerSetup
 

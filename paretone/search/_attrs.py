@@ -111,13 +111,19 @@ class Predicted:
         )
 
 
+def storage_file(url: str) -> Path | None:
+    """The file of a SQLite or journal storage URL; None for a server or in-memory storage."""
+    if url.startswith("journal:") or (url.endswith(".log") and "://" not in url):
+        return Path(url.removeprefix("journal:"))
+    if url.startswith("sqlite:///") and url.removeprefix("sqlite:///") not in ("", ":memory:"):
+        return Path(url.removeprefix("sqlite:///"))
+    return None
+
+
 def study_folder(storage: str) -> Path | None:
     """The folder of a file-based storage (SQLite, journal); None for a database server."""
-    if storage.startswith("sqlite:///"):
-        return Path(storage.removeprefix("sqlite:///")).parent
-    if storage.startswith("journal:"):
-        return Path(storage.removeprefix("journal:")).parent
-    return None
+    path = storage_file(storage)
+    return None if path is None else path.parent
 
 
 def _stored_path(path: Path, folder: Path | None) -> str:

@@ -16,7 +16,7 @@ from urllib.parse import urlsplit
 import optuna
 
 from paretone.errors import ConfigError
-from paretone.search._attrs import DIRECTIONS, Objectives, StudyInfo
+from paretone.search._attrs import DIRECTIONS, Objectives, StudyInfo, storage_file
 
 if TYPE_CHECKING:
     from paretone.search._settings import SearchSettings
@@ -58,15 +58,6 @@ def check_storage(url: str) -> None:
         _writable_folder(path, url)
         return
     make_storage(url, create=False)
-
-
-def storage_file(url: str) -> Path | None:
-    """The file of a SQLite or journal storage URL; None for a server or in-memory storage."""
-    if url.startswith("journal:") or (url.endswith(".log") and "://" not in url):
-        return Path(url.removeprefix("journal:"))
-    if url.startswith("sqlite:///") and url.removeprefix("sqlite:///") not in ("", ":memory:"):
-        return Path(url.removeprefix("sqlite:///"))
-    return None
 
 
 def make_storage(url: str, *, create: bool = True) -> optuna.storages.BaseStorage:

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import sqlite3
+from pathlib import Path
 
 import optuna
 import pytest
 
 from paretone.api import study_storage
 from paretone.errors import ConfigError
-from paretone.search import check_storage, default_storage, make_storage
+from paretone.search import check_storage, default_storage, make_storage, study_folder
 
 
 @pytest.mark.parametrize(
@@ -81,3 +82,9 @@ def test_default_storage_is_a_journal_and_an_earlier_sqlite_study_keeps_its_file
     old.parent.mkdir(parents=True)
     optuna.create_study(study_name="old", storage=f"sqlite:///{old}")
     assert default_storage("old") == f"sqlite:///{old.relative_to(tmp_path)}" == study_storage("old", None)
+
+
+def test_a_study_folder_is_its_storage_file_s_folder_whatever_the_url_form():
+    for url in ("journal:runs/a/study.log", "runs/a/study.log", "sqlite:///runs/a/study.db"):
+        assert study_folder(url) == Path("runs/a"), url
+    assert study_folder("postgresql://me@127.0.0.1/db") is None and study_folder("sqlite:///:memory:") is None
