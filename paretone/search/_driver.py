@@ -4,7 +4,8 @@ One driver process does every ``ask`` and ``tell`` (so SQLite is safe); Ray work
 Candidates whose predicted cost breaks the budget are never fine-tuned: the driver tells them at
 once (predicted costs, score 0, constraints violated) and Optuna's constrained samplers rank them
 by how far over budget they are. Heartbeats and stale-trial recovery are ``Liveness``'s; costs
-are ``CostModel``'s; attributes are written through ``_attrs``.
+are ``CostModel``'s; the warm starts' order ``WarmStartQueue``'s; attributes are written through
+``_attrs``.
 """
 
 from __future__ import annotations
@@ -40,8 +41,6 @@ from paretone.search._attrs import (
     screened_attrs,
     screening_attrs,
     set_attrs,
-    warm_start_attrs,
-    warm_start_index,
 )
 from paretone.search._costs import CostModel, InvalidCandidate
 from paretone.search._fidelity import Screened
@@ -49,6 +48,7 @@ from paretone.search._front import Candidate, pareto_candidates
 from paretone.search._liveness import Liveness
 from paretone.search._settings import SearchProgress, SearchSettings, SearchSummary, Status
 from paretone.search._study import check_resumable, make_sampler, open_study
+from paretone.search._warm_starts import WarmStartQueue
 from paretone.search._workers import (
     WorkerSetup,
     check_gpus,
@@ -119,7 +119,6 @@ class Driver:
         self.status = status or (lambda _: None)
         self.sensitivity_progress = sensitivity_progress
         self.sensitivity: SensitivityTable | None = None  # measured (or read) for allocations
-        self._warm_starts_done = False
         self.driver_seconds = 0.0  # run()'s own time in this process (all but waiting on workers)
         self._waited_s = 0.0
         loaded, _ = resolve_splits(settings.teacher, data=settings.data, split=settings.split)  # no audio
@@ -146,6 +145,7 @@ class Driver:
         self.liveness = Liveness(
             self.study, heartbeat_s=settings.heartbeat_s, stale_after_s=settings.stale_after_s
         )
+        self.warm_starts = WarmStartQueue(self.study, folder=settings.folder)
         self._stamp_or_check_study()
 
     @property
@@ -190,19 +190,6 @@ class Driver:
 
         self.sensitivity, _ = sensitivity_for(context, self.space, progress=advance)
         return allocate(self.space, self.costs, self.budget, self.sensitivity)
-
-    def _enqueue_warm_start(self) -> None:
-        """Enqueue the next unused warm start, unless a trial (a retry) is already waiting: Optuna
-        serves waiting trials first come, first served, and a retry must not queue behind them."""
-        if self._warm_starts_done or self.study.get_trials(deepcopy=False, states=(TrialState.WAITING,)):
-            return
-        used = {warm_start_index(t) for t in self.study.get_trials(deepcopy=False)} - {None}
-        starts = StudyInfo.read(self.study, self.settings.folder).warm_starts
-        for index, start in enumerate(starts):
-            if index not in used:
-                self.study.enqueue_trial(start.params, user_attrs=warm_start_attrs(index, start.origin))
-                return
-        self._warm_starts_done = True
 
     # -- bookkeeping -------------------------------------------------------------------------
 
@@ -331,7 +318,7 @@ class Driver:
                             f"while {finished} fitted it; finished trials are kept: raise the "
                             "budget or narrow the space (--config [space])"
                         )
-                    self._enqueue_warm_start()
+                    self.warm_starts.enqueue_next()
                     ready = self._propose()
                     if ready is None:
                         screened += 1
@@ -442,10 +429,6 @@ class Driver:
             seconds=seconds,
             front_origins=dict(origins),
             most_sensitive=() if self.sensitivity is None else tuple(describe(self.sensitivity)),
-            allocations=self._allocation_count() if self.settings.allocate else None,
+            allocations=self.warm_starts.count(ALLOCATION) if self.settings.allocate else None,
             driver_seconds=self.driver_seconds,
         )
-
-    def _allocation_count(self) -> int:
-        starts = StudyInfo.read(self.study, self.settings.folder).warm_starts
-        return sum(start.origin == ALLOCATION for start in starts)

@@ -166,7 +166,7 @@ def test_a_study_begins_with_the_strongest_uniform_candidate_then_the_allocation
     study = optuna.load_study(study_name="s", storage=make_storage(driver.settings.storage))
     asked = []
     for _ in range(2):  # as the driver does: one warm start enqueued at a time, then asked
-        driver._enqueue_warm_start()
+        driver.warm_starts.enqueue_next()
         asked.append(study.ask())
     first, second = asked
     assert origin(study.trials[first.number]) == UNIFORM and origin(study.trials[second.number]) == ALLOCATION
