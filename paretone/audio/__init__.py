@@ -13,7 +13,13 @@ from paretone.audio._catalog import (
     open_dataset,
 )
 from paretone.audio._events import Event, read_events, write_events
-from paretone.audio._frontend import IMPLEMENTATIONS, DFTMelSpectrogram, FrontEndConfig, LogMel
+from paretone.audio._frontend import (
+    IMPLEMENTATIONS,
+    DFTMelSpectrogram,
+    FrontEndConfig,
+    LogMel,
+    mel_interpolation,
+)
 from paretone.audio._loading import (
     Encode,
     SplitSets,
@@ -52,6 +58,7 @@ __all__ = [
     "load_splits",
     "load_waveforms",
     "make_splits",
+    "mel_interpolation",
     "open_dataset",
     "read_events",
     "read_recording",

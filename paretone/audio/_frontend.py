@@ -71,6 +71,29 @@ class FrontEndConfig:
         return self.n_fft // 2 + 1
 
 
+def mel_interpolation(to_bands: int, from_bands: int) -> torch.Tensor:
+    """(to_bands, from_bands): linear interpolation, on the mel scale, of a value per mel band of a
+    ``from_bands`` filterbank to the band centres of a ``to_bands`` one over the same range.
+
+    Band ``i`` of ``n`` is centred at ``(i + 1) / (n + 1)`` of the range (the filterbank's points
+    are equally spaced in mel, ``n + 2`` of them). A student with fewer bands keeps what read the
+    teacher's: a per-band statistic ``v`` becomes ``mel_interpolation(coarse, fine) @ v``, and a
+    weight ``W`` over bands ``W @ mel_interpolation(fine, coarse)``, which on coarse features that
+    interpolate the fine ones computes what ``W`` computed."""
+    if to_bands < 1 or from_bands < 1:
+        raise ValueError("band counts must be >= 1")
+    at = (torch.arange(to_bands, dtype=torch.float64) + 1) * (from_bands + 1) / (to_bands + 1) - 1
+    at = at.clamp(0, from_bands - 1)
+    low = at.floor().long().clamp(max=max(from_bands - 2, 0))
+    frac = at - low
+    out = torch.zeros(to_bands, from_bands, dtype=torch.float64)
+    rows = torch.arange(to_bands)
+    out[rows, low] = 1 - frac
+    if from_bands > 1:
+        out[rows, low + 1] += frac
+    return out.float()
+
+
 class LogMel(nn.Module):
     """Waveform (batch, samples) -> log-mel spectrogram (batch, n_mels, frames)."""
 

@@ -28,7 +28,14 @@ from paretone.compress._formats import (
     formats_for,
     runtime_format,
 )
-from paretone.compress._front_end import FRONT_END, FrontEnd, front_end_options
+from paretone.compress._front_end import (
+    FRONT_END,
+    FrontEnd,
+    FrontEndChoice,
+    FrontEndOptions,
+    front_end_options,
+    student_variants,
+)
 from paretone.compress._importance import IMPORTANCE, Importance, importance_named, register_importance
 from paretone.compress._operator import (
     OPERATORS,
@@ -62,6 +69,8 @@ __all__ = [
     "FakeQuantConv2d",
     "FakeQuantLinear",
     "FrontEnd",
+    "FrontEndChoice",
+    "FrontEndOptions",
     "Importance",
     "LayerDeployment",
     "Operator",
@@ -92,6 +101,7 @@ __all__ = [
     "resolve_rank",
     "runtime_format",
     "save_student",
+    "student_variants",
     "teacher_logits",
     "top_indices",
 ]

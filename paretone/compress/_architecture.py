@@ -13,12 +13,11 @@ parameters for the operators that apply to a fresh student (``Operator.on_studen
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
-from paretone.compress._front_end import front_end_options
+from paretone.compress._front_end import student_variants
 from paretone.compress._operator import (
     Frozen,
     Operator,
@@ -203,16 +202,10 @@ class StudentArchitecture(Operator):
                     continue
                 config = cls.from_choice(str(choice)).config_for(teacher)
                 family = family_of(config)
-                implementations, hops = front_end_options(config.front_end)
-                for implementation in implementations:
-                    for hop in hops:
-                        fe = dataclasses.replace(
-                            config.front_end, implementation=implementation, hop_length=hop
-                        )
-                        out |= family.calibration_kernels(dataclasses.replace(config, front_end=fe))
-                        if chunk_samples and family.can_stream and chunk_samples % hop == 0:
-                            chunk = dataclasses.replace(fe, clip_samples=chunk_samples)
-                            out |= family.calibration_kernels(dataclasses.replace(config, front_end=chunk))
+                for variant, chunk in student_variants(config, chunk_samples=chunk_samples):
+                    out |= family.calibration_kernels(variant)
+                    if chunk is not None:
+                        out |= family.calibration_kernels(chunk)
         return out
 
 

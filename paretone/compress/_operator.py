@@ -13,12 +13,15 @@ import dataclasses
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from paretone._registry import Registry
 from paretone.audio import FrontEndConfig, WaveformSet
 from paretone.errors import ConfigError, names
 from paretone.models import AudioModel, Kernel, LayerKernel, ModelStructure
+
+if TYPE_CHECKING:
+    from paretone.compress._front_end import FrontEndChoice
 
 Frozen = Callable[[str], bool]  # is this unit, layer or "front_end" frozen by the space config?
 
@@ -52,11 +55,11 @@ class Param:
 @dataclass(frozen=True)
 class UniformSetting:
     """The uniform rule a user would try by hand: one kept fraction for every prunable unit, one
-    runtime format for every layer that offers it, one front-end (implementation, hop) choice."""
+    runtime format for every layer that offers it, one front-end choice (None: the teacher's)."""
 
     keep: float
     format: str
-    front_end: tuple[str, int] | None = None
+    front_end: FrontEndChoice | None = None
 
 
 @dataclass(frozen=True)

@@ -177,7 +177,7 @@ def anchored_latencies(
     return corrected
 
 
-def _sentinel_files(folder: Path, kernels: list[Kernel]) -> list[Path]:
+def sentinel_files(folder: Path, kernels: list[Kernel]) -> list[Path]:
     """The sentinels' micro-models, written on first use (named by the kernel's key, so a file is
     never taken for another shape)."""
     paths = []
@@ -210,7 +210,7 @@ def record_probe(
     anchors = choose_anchors(profile) if teacher is not None and not profile.anchors else []
     if not kernels and not anchors:
         return 0
-    paths = _sentinel_files(Path(folder), kernels)
+    paths = sentinel_files(Path(folder), kernels)
     for name in anchors:
         path = _anchor_file(Path(folder), name)
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -232,7 +232,7 @@ def probe_speed(profile: DeviceProfile, folder: str | os.PathLike[str]) -> Speed
             f"before probes); run `paretone calibrate --device {profile.device}` on the device to record one"
         )
     anchor_paths = anchor_files(profile, folder)
-    sentinels = _sentinel_files(Path(folder), [s.kernel for s in profile.probe])
+    sentinels = sentinel_files(Path(folder), [s.kernel for s in profile.probe])
     times, spread, seconds = _time(sentinels + anchor_paths, profile.threads)
     n = len(profile.probe)
     anchor_ratios = [now / a.latency_ms for a, now in zip(profile.anchors, times[n:], strict=True)]

@@ -22,6 +22,7 @@ from paretone.compress import (
     Recipe,
     formats_for,
     front_end_options,
+    student_variants,
 )
 from paretone.models import ATTENTION_HEADS, Kernel, ModelStructure, family_of
 
@@ -33,20 +34,16 @@ def calibration_kernels(
     leaves, at every front-end choice, in every runtime format its layer offers, plus the shapes
     the ``operators`` searched (operator key -> its search parameters) add at every hop;
     with ``chunk_samples``, also every shape one call of a streaming student takes on such chunks."""
-    implementations, hops = front_end_options(teacher.front_end)
     family = family_of(teacher)
     floats: set[Kernel] = set()
-    every_hop: set[Kernel] = set()  # the teacher's implementation at each hop (its token counts)
-    for implementation in implementations:
-        for hop in hops:
-            front_end = dataclasses.replace(teacher.front_end, implementation=implementation, hop_length=hop)
-            variant = family.calibration_kernels(dataclasses.replace(teacher, front_end=front_end))
-            floats |= variant
-            if chunk_samples and family.can_stream and chunk_samples % hop == 0:
-                chunk = dataclasses.replace(front_end, clip_samples=chunk_samples)
-                floats |= family.calibration_kernels(dataclasses.replace(teacher, front_end=chunk))
-            if implementation == teacher.front_end.implementation:  # it does not change later layers
-                every_hop |= variant
+    every_hop: set[Kernel] = set()  # the teacher's implementation at each hop and band count
+    for variant, chunk in student_variants(teacher, chunk_samples=chunk_samples):
+        kernels = family.calibration_kernels(variant)
+        floats |= kernels
+        if chunk is not None:
+            floats |= family.calibration_kernels(chunk)
+        if variant.front_end.implementation == teacher.front_end.implementation:  # later layers alike
+            every_hop |= kernels
     for key, params in (operators or {}).items():  # operators' own shapes, once over every hop's
         floats |= OPERATORS[key].sweep(every_hop, params, teacher=teacher, chunk_samples=chunk_samples)
     kernels = set(floats)
@@ -60,12 +57,14 @@ def random_recipe(structure: ModelStructure, rng: random.Random) -> Recipe:
     """A random compression of a teacher: what the search might propose, for fitting and validation.
 
     Each unit is pruned with probability 1/2 (to a uniform kept fraction), each layer gets a
-    uniformly drawn format and the front-end a drawn implementation and hop, so small, large, float
-    and low-bit models all occur.
+    uniformly drawn format and the front-end a drawn implementation, hop and band count, so small,
+    large, float and low-bit models all occur.
     """
     heads, channels, formats = {}, {}, {}
-    implementations, hops = front_end_options(structure.front_end)
-    front_end = FrontEnd(rng.choice(implementations), rng.choice(hops))
+    options = front_end_options(structure.front_end)
+    front_end = FrontEnd(
+        rng.choice(options.implementations), rng.choice(options.hop_lengths), rng.choice(options.n_mels)
+    )
     for unit in structure.prunable:
         if rng.random() < 0.5:
             continue

@@ -19,7 +19,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from paretone.audio import FrontEndConfig, LogMel
+from paretone.audio import FrontEndConfig, LogMel, mel_interpolation
 from paretone.errors import ConfigError
 from paretone.models import _ast_kernels  # noqa: F401  (registers the family's kernels)
 from paretone.models._base import AudioModel, MatMul, conv_layer, linear_layer
@@ -210,6 +210,20 @@ def _heads_cols(t: torch.Tensor, heads: int) -> torch.Tensor:
     return t.reshape(t.shape[0], heads, -1).sum(0)
 
 
+def _patch_mels(teacher: ASTConfig, front_end: FrontEndConfig) -> int:
+    """A student's patch height: the teacher's rows of patches over its own bands (so the tokens and
+    the position embedding keep their rows); ConfigError if the bands do not divide into them."""
+    if front_end.n_mels == teacher.front_end.n_mels:
+        return teacher.patch_mels
+    rows = teacher.front_end.n_mels // teacher.patch_mels
+    if front_end.n_mels % rows:
+        raise ConfigError(
+            f"ast student with {front_end.n_mels} mel bands: not a multiple of the teacher's {rows} rows "
+            f"of patches; choose a band count divisible by {rows}"
+        )
+    return front_end.n_mels // rows
+
+
 class ASTFamily(Family):
     name = "ast"
     config_type = ASTConfig
@@ -266,7 +280,9 @@ class ASTFamily(Family):
                     attn_scale=cfg.attn_scale,  # keep the teacher's softmax temperature
                 )
             )
-        return dataclasses.replace(teacher, front_end=front_end, blocks=tuple(blocks))
+        return dataclasses.replace(
+            teacher, front_end=front_end, blocks=tuple(blocks), patch_mels=_patch_mels(teacher, front_end)
+        )
 
     def unit_scores(self, model: AudioModel, value: Elementwise) -> dict[str, torch.Tensor]:
         scores = {}
@@ -291,6 +307,9 @@ class ASTFamily(Family):
             columns = student.num_patches // rows
             grid = F.interpolate(grid, size=(rows, columns), mode="bilinear", align_corners=True)
             state["pos_embed"] = grid.flatten(2).transpose(1, 2).contiguous()
+        if student.patch_mels != teacher.patch_mels:  # fewer bands: the patch reads them over
+            resample = mel_interpolation(teacher.patch_mels, student.patch_mels)
+            state["patch_embed.weight"] = torch.einsum("dcmf,mn->dcnf", state["patch_embed.weight"], resample)
         for i, old in enumerate(teacher.blocks):
             a, f = f"blocks.{i}.attn", f"blocks.{i}.ffn"
             heads = keep[f"{a}.heads"].tolist()

@@ -26,7 +26,7 @@ import torch
 from onnx import helper
 from torch import nn
 
-from paretone.audio import FrontEndConfig, LogMel
+from paretone.audio import FrontEndConfig, LogMel, mel_interpolation
 from paretone.errors import ConfigError
 from paretone.models._base import AudioModel, linear_layer
 from paretone.models._family import Elementwise, Family, SizeOption
@@ -336,6 +336,11 @@ class RecurrentFamily(Family):
             state[f"{p}.weight_hh_l0"] = state[f"{p}.weight_hh_l0"][:, units]
             consumer = f"rnn.{i + 1}.weight_ih_l0" if i + 1 < count else "head.weight"
             state[consumer] = state[consumer][:, units]
+        bands, fine = student.front_end.n_mels, teacher.front_end.n_mels
+        if bands != fine:  # fewer mel bands: the per-band norm and the first layer read them over
+            for stat in ("weight", "bias", "running_mean", "running_var"):
+                state[f"input_norm.{stat}"] = mel_interpolation(bands, fine) @ state[f"input_norm.{stat}"]
+            state["rnn.0.weight_ih_l0"] = state["rnn.0.weight_ih_l0"] @ mel_interpolation(fine, bands)
 
     def kernels(self, config: RecurrentConfig) -> list[LayerKernel]:
         fe = config.front_end

@@ -19,7 +19,16 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from paretone._version import __version__
-from paretone.compress import OPERATORS, TEACHER, FrontEnd, Param, Recipe, StudentArchitecture, UniformSetting
+from paretone.compress import (
+    OPERATORS,
+    TEACHER,
+    FrontEnd,
+    FrontEndChoice,
+    Param,
+    Recipe,
+    StudentArchitecture,
+    UniformSetting,
+)
 from paretone.errors import ConfigError
 from paretone.models import ModelStructure, family_of
 from paretone.spaces._config import SpaceConfig
@@ -123,8 +132,8 @@ class SearchSpace:
             return values
         return {StudentArchitecture.key: arm} | {f"{arm}/{k}": v for k, v in values.items()}
 
-    def front_end_options(self, arm: str = TEACHER) -> list[tuple[str, int] | None]:
-        """Every (implementation, hop) choice, finest hop first; [None] if the front-end is fixed."""
+    def front_end_options(self, arm: str = TEACHER) -> list[FrontEndChoice | None]:
+        """Every front-end choice, finest first; [None] if the front-end is fixed."""
         return FrontEnd.options(self.arm_params(arm).get(FrontEnd.key, ()))
 
     def epochs_for(self, values: Mapping[str, Any], default: int) -> int:

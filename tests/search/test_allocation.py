@@ -144,7 +144,7 @@ def test_allocations_exist_at_a_budget_only_a_coarser_front_end_reaches(context,
     budget = Budget(latency_fraction=0.25).resolve(costs.teacher_latency_ms)  # summed: nothing fits
     finest = space.front_end_options()[0]
     rule = costs.uniform_rule(space, budget)
-    assert rule and all(p["hop_length"] != finest[1] for p in rule)  # only a coarser hop fits at all
+    assert rule and all(p["hop_length"] != finest.hop_length for p in rule)  # only a coarser hop fits at all
     points = allocate(space, costs, budget, table)
     assert points and all(costs.fits(space.recipe(p), budget) for p in points)
 

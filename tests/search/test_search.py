@@ -43,7 +43,7 @@ def _trials(storage: str, study: str) -> list[optuna.trial.FrozenTrial]:
 def test_search_fine_tunes_feasible_and_tells_infeasible_cheaply(
     teacher, profile, tmp_path, monkeypatch, local_ray
 ):
-    driver = _driver(teacher, profile, tmp_path, trials=6, budget=Budget(latency_fraction=0.7))
+    driver = _driver(teacher, profile, tmp_path, trials=6, budget=Budget(latency_fraction=0.5))
     summary = driver.run()
     trials = _trials(driver.settings.storage, "s")
     assert summary.fine_tuned == 6 and len(trials) == 6 + summary.screened  # screening is not counted
