@@ -7,6 +7,7 @@ FSDD splits, at equal fine-tuning CPU-seconds, budget 25% of the teacher's laten
     python benchmarks/search.py --scale fidelity # NSGA-II with and without multi-fidelity, 3 seeds
     python benchmarks/search.py --scale throughput  # only the 1- and 2-worker runs (16 trials each)
     python benchmarks/search.py --scale throughput --storage sqlite  # the same on SQLite
+    python benchmarks/search.py --scale throughput-long  # 12 trials of 25 epochs (about a minute each)
 
 Methods: the uniform rule at its strongest (one kept fraction and one format everywhere, over every
 front-end choice: the largest that fits, as many as the others fine-tune), random search with
@@ -120,6 +121,8 @@ SCALES = {
     "full": Scale(("speaker:nicolas:2", "speaker:theo:2"), (0, 1, 2), FULL_METHODS, 12, 2, 30),
     "fidelity": Scale(("speaker:nicolas:2",), (0, 1, 2), ("nsga2", "nsga2+fidelity"), 8, 3, 15, False),
     "throughput": Scale(("speaker:nicolas:2",), (), (), 8, 1, 15),  # no method comparison
+    # trials of about a minute, so Ray's and the workers' start-up is a small share of the run
+    "throughput-long": Scale(("speaker:nicolas:2",), (), (), 6, 25, 15),
 }
 
 
