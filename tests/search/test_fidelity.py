@@ -91,11 +91,12 @@ def test_a_search_screens_at_one_epoch_and_fronts_read_promoted_trials_only(
     tiny_teacher, synthetic_device, tmp_path, local_ray
 ) -> None:
     fidelity = Fidelity(screen_epochs=1, promote_fraction=0.5)
-    driver = make_driver(tiny_teacher, synthetic_device[0], tmp_path, trials=6, epochs=2, fidelity=fidelity)
+    # 10 trials: with three objectives the first few are often all non-dominated (all promoted)
+    driver = make_driver(tiny_teacher, synthetic_device[0], tmp_path, trials=10, epochs=2, fidelity=fidelity)
     summary = driver.run()
     study = optuna.load_study(study_name="s", storage=make_storage(driver.settings.storage))
     tuned = [t for t in study.get_trials() if t.user_attrs.get("fine_tuned")]
-    assert len(tuned) == summary.fine_tuned == 6
+    assert len(tuned) == summary.fine_tuned == 10
     earlier: list[Screened] = []
     for t in tuned:  # one worker: trials finish in number order, each ranked against those before it
         predicted = Predicted.of(t)
@@ -112,6 +113,6 @@ def test_a_search_screens_at_one_epoch_and_fronts_read_promoted_trials_only(
         else:  # its cost counts both stages (what equal-CPU-second comparisons add up)
             assert fine_tune_seconds(t) == pytest.approx(stage_s + screen_s)
     partial = [t.number for t in tuned if not full_fidelity(t)]
-    assert summary.partial_fidelity == len(partial) and 0 < len(partial) < 6  # both kinds happened
+    assert summary.partial_fidelity == len(partial) and 0 < len(partial) < 10  # both kinds happened
     pool = candidates(load_study("s", driver.settings.storage), tmp_path)
     assert {c.trial for c in pool} == {t.number for t in tuned if full_fidelity(t)}
