@@ -74,11 +74,6 @@ class FrontEndOptions:
         ]
         return sorted(combos, key=coarseness)
 
-    def configs(self, config: FrontEndConfig) -> Iterator[FrontEndConfig]:
-        """``config`` at every choice."""
-        for choice in self.choices():
-            yield choice.apply(config)
-
 
 def front_end_options(config: FrontEndConfig) -> FrontEndOptions:
     """The front-ends a student of a teacher with ``config`` may use."""
@@ -98,7 +93,8 @@ def student_variants(teacher: Any, *, chunk_samples: int | None = None) -> Itera
     patch), and, streaming on ``chunk_samples`` that whole hops fill, the same at one call's chunk
     (else None): the shapes a calibration sweep covers."""
     family = family_of(teacher)
-    for fe in front_end_options(teacher.front_end).configs(teacher.front_end):
+    for choice in front_end_options(teacher.front_end).choices():
+        fe = choice.apply(teacher.front_end)
         chunk = None
         if chunk_samples and family.can_stream and chunk_samples % fe.hop_length == 0:
             chunked = dataclasses.replace(fe, clip_samples=chunk_samples)

@@ -338,8 +338,9 @@ class RecurrentFamily(Family):
             state[consumer] = state[consumer][:, units]
         bands, fine = student.front_end.n_mels, teacher.front_end.n_mels
         if bands != fine:  # fewer mel bands: the per-band norm and the first layer read them over
+            to_bands = mel_interpolation(bands, fine)
             for stat in ("weight", "bias", "running_mean", "running_var"):
-                state[f"input_norm.{stat}"] = mel_interpolation(bands, fine) @ state[f"input_norm.{stat}"]
+                state[f"input_norm.{stat}"] = to_bands @ state[f"input_norm.{stat}"]
             state["rnn.0.weight_ih_l0"] = state["rnn.0.weight_ih_l0"] @ mel_interpolation(fine, bands)
 
     def kernels(self, config: RecurrentConfig) -> list[LayerKernel]:
