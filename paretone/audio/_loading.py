@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -111,6 +112,29 @@ class SplitSets:
     train: WaveformSet
     validation: WaveformSet
     test: WaveformSet
+
+    def to_arrays(self) -> dict[str, np.ndarray]:
+        """The sets as numpy arrays, for Ray's object store: it shares numpy arrays between the
+        processes of a node without a copy (torch tensors it would copy into each process)."""
+        return {
+            f"{part}.{field}": getattr(getattr(self, part), field).numpy()
+            for part in _PARTS
+            for field in ("waveforms", "targets")
+        }
+
+    @classmethod
+    def from_arrays(cls, arrays: dict[str, np.ndarray]) -> SplitSets:
+        """The inverse of ``to_arrays``, without a copy: tensors over an object store's read-only
+        memory stay read-only (nothing here writes into its data)."""
+        with warnings.catch_warnings():  # torch warns that it cannot mark a tensor read-only
+            warnings.filterwarnings("ignore", message="The given NumPy array is not writable")
+            tensors = {name: torch.from_numpy(array) for name, array in arrays.items()}
+        return cls(
+            *(WaveformSet(tensors[f"{part}.waveforms"], tensors[f"{part}.targets"]) for part in _PARTS)
+        )
+
+
+_PARTS = ("train", "validation", "test")
 
 
 def load_splits(

@@ -83,12 +83,20 @@ def load_context(
     data: str | os.PathLike[str] | None = None,
     split: str | None = None,
     progress: Progress | None = None,
+    sets: SplitSets | None = None,
 ) -> TeacherContext:
-    """Load a teacher and the data it was trained on (or ``data``/``split`` if given)."""
+    """Load a teacher and the data it was trained on (or ``data``/``split`` if given). ``sets``:
+    those splits already decoded (by the search's driver, shared through Ray's object store), so
+    only the teacher is read here; ValueError if their sizes are not the splits'."""
     loaded, splits = resolve_splits(teacher_dir, data=data, split=split)
     task = task_named(loaded.task)
-    front_end = loaded.model.config.front_end
-    sets = load_splits(splits, loaded.labels, front_end, encode=task.encode_targets, progress=progress)
+    if sets is None:
+        front_end = loaded.model.config.front_end
+        sets = load_splits(splits, loaded.labels, front_end, encode=task.encode_targets, progress=progress)
+    else:
+        given = {part: len(getattr(sets, part)) for part in ("train", "validation", "test")}
+        if given != splits.sizes():
+            raise ValueError(f"decoded sets of sizes {given} are not split {splits.name}'s {splits.sizes()}")
     data_info = loaded.metadata.get("data", {})
     return TeacherContext(
         Path(teacher_dir), loaded.model.eval(), loaded.labels, splits, sets, data_info, task
@@ -104,9 +112,11 @@ class TrialEvaluator:
         split: str | None = None,
         threads: int = 1,
         device: str = "cpu",
+        sets: SplitSets | None = None,
     ) -> None:
         """``device``: where students fine-tune ("cpu", or "cuda" on a GPU worker); the teacher's
-        logits are computed and cached on the CPU, and students are saved from it."""
+        logits are computed and cached on the CPU, and students are saved from it. ``sets``: the
+        audio already decoded (see ``load_context``)."""
         if threads < 1:
             raise ValueError("threads must be >= 1")
         if device != "cpu" and not (device.startswith("cuda") and torch.cuda.is_available()):
@@ -116,7 +126,7 @@ class TrialEvaluator:
             )
         torch.set_num_threads(threads)
         self.device = device
-        self.context = load_context(teacher_dir, data=data, split=split)
+        self.context = load_context(teacher_dir, data=data, split=split, sets=sets)
         self._logits: torch.Tensor | None = None
         self._students: dict[str, AudioModel] = {}  # new student architectures, distilled
 

@@ -21,7 +21,7 @@ from typing import Any
 from optuna.trial import FrozenTrial, Trial, TrialState
 
 from paretone.errors import ConfigError
-from paretone.evaluators import SensitivityTable, load_context, resolve_splits
+from paretone.evaluators import SensitivityTable, TeacherContext, load_context, resolve_splits
 from paretone.hw_models import LatencyModel, MemoryModel
 from paretone.search._allocation import allocate, describe, sensitivity_for
 from paretone.search._attrs import (
@@ -121,6 +121,7 @@ class Driver:
         self.sensitivity: SensitivityTable | None = None  # measured (or read) for allocations
         self.driver_seconds = 0.0  # run()'s own time in this process (all but waiting on workers)
         self._waited_s = 0.0
+        self._context: TeacherContext | None = None  # decoded on first need (see ``context``)
         loaded, _ = resolve_splits(settings.teacher, data=settings.data, split=settings.split)  # no audio
         self.task = task_named(loaded.task)
         self.teacher_config = loaded.model.config
@@ -178,10 +179,18 @@ class Driver:
         check_resumable(self.study, ours, self.settings)
         self.budget = StudyInfo.read(self.study, self.settings.folder).budget  # as the study resolved it
 
+    def context(self) -> TeacherContext:
+        """The teacher and its decoded audio, loaded once: for the sensitivity and for the workers
+        (through Ray's object store)."""
+        if self._context is None:
+            settings = self.settings
+            self._context = load_context(settings.teacher, data=settings.data, split=settings.split)
+        return self._context
+
     def _allocations(self) -> list[dict[str, Any]]:
         """Points chosen by the integer program over the teacher's sensitivity (measured once per
         teacher, split and space; seconds to minutes, the audio decoded in this process)."""
-        context = load_context(self.settings.teacher, data=self.settings.data, split=self.settings.split)
+        context = self.context()
         report = self.sensitivity_progress
 
         def advance(done: int, total: int) -> None:
@@ -289,6 +298,7 @@ class Driver:
                 self.settings.split,
                 memory_bytes=int(self.settings.worker_memory_mb * 2**20),
                 gpus=self.settings.gpus_per_worker,
+                audio=ray.put(self.context().sets.to_arrays()),
             )
             idle.extend(self.start_worker(setup) for _ in range(self.settings.workers))
             loop_started, self._waited_s = time.perf_counter(), 0.0

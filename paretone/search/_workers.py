@@ -37,6 +37,9 @@ class WorkerSetup:
     threads: int = TRIAL_CPUS
     memory_bytes: int = TRIAL_MEMORY_BYTES  # declared to Ray and enforced while fine-tuning
     gpus: float = 0.0  # declared to Ray; above 0 the worker fine-tunes on CUDA
+    # a Ray ObjectRef to the decoded audio (``SplitSets.to_arrays``), put once by the driver: the
+    # workers of a node share its one copy, and no worker decodes (None: each decodes its own)
+    audio: Any = None
 
     @property
     def device(self) -> str:
@@ -106,17 +109,20 @@ def start_ray(address: str | None, workers: int) -> bool:
 def _worker_class() -> Any:
     import ray
 
+    from paretone.audio import SplitSets
     from paretone.evaluators import TrialEvaluator
 
     @ray.remote(num_cpus=TRIAL_CPUS, max_restarts=0)
     class TrialWorker:
         def __init__(self, setup: WorkerSetup) -> None:
+            sets = None if setup.audio is None else SplitSets.from_arrays(ray.get(setup.audio))
             self._evaluator = TrialEvaluator(
                 setup.teacher_dir,
                 data=setup.data,
                 split=setup.split,
                 threads=setup.threads,
                 device=setup.device,
+                sets=sets,
             )
             self._cap = MemoryCap(setup.memory_bytes)
 
