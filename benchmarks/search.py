@@ -187,6 +187,8 @@ def _run(
         "trials_per_hour": 3600 * summary.fine_tuned / wall,
         "steady_trials_per_hour": _steady_rate(done),
         "idle_worker_share": 1 - tuned_seconds / (wall * settings.workers),
+        "sensitivity_seconds": summary.sensitivity_seconds,  # allocate's set-up, before any trial
+        "allocation_seconds": summary.allocation_seconds,
         "driver_seconds_per_candidate": summary.driver_seconds / max(told, 1),
         "driver_share_of_mean_fine_tune": (summary.driver_seconds / max(told, 1))
         / (tuned_seconds / max(len(done), 1) or float("inf")),

@@ -93,9 +93,10 @@ def main(argv: list[str] | None = None) -> int:
     context = load_context(teacher)
     decode_s = time.perf_counter() - decode_started
     put_started = time.perf_counter()
-    audio = ray.put(context.sets.to_arrays())
+    decoded = context.decoded()
+    audio = ray.put(decoded)
     put_s = time.perf_counter() - put_started
-    audio_bytes = sum(a.nbytes for a in context.sets.to_arrays().values())
+    audio_bytes = sum(a.nbytes for a in decoded.arrays.values())
     teacher_logits(context.teacher, context.sets.train, cache_dir=context.cache_dir)  # cached for all runs
     setups = {
         "decoding": WorkerSetup(str(teacher), None, None),

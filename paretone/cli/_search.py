@@ -222,6 +222,12 @@ def search(config_path: Path | None, resume: bool, **flags: Any) -> None:
         click.echo(
             f"allocations from sensitivity: {summary.allocations}"
             + ("" if summary.allocations else " (none fits the budget as a whole candidate)")
+            + (
+                f"; sensitivity {summary.sensitivity_seconds:.1f} s, integer programs "
+                f"{summary.allocation_seconds:.1f} s"
+                if summary.sensitivity_seconds or summary.allocation_seconds  # 0 on a resumed study
+                else ""
+            )
         )
     if summary.most_sensitive:
         click.echo("most sensitive single changes (output divergence from the teacher, no fine-tuning):")

@@ -13,6 +13,7 @@ from paretone.evaluators._sensitivity import (
     table_key,
 )
 from paretone.evaluators._trial import (
+    DecodedAudio,
     TeacherContext,
     TrialEvaluator,
     TrialResult,
@@ -25,6 +26,7 @@ __all__ = [
     "STUDENT_ENTRIES",
     "STUDENT_ONNX",
     "Change",
+    "DecodedAudio",
     "Sensitivity",
     "SensitivityTable",
     "TeacherContext",

@@ -1,18 +1,21 @@
 """Search trials: a teacher and its data held in memory, evaluating one recipe after another.
 
-A search worker (a Ray actor) owns one ``TrialEvaluator``, so the audio is decoded and the
-teacher's logits computed once per worker, not once per trial. Arguments and results are plain
-(recipe dicts, paths, floats): nothing here knows Ray or Optuna.
+A search worker (a Ray actor) owns one ``TrialEvaluator``, so the teacher is loaded and its
+logits computed once per worker, not once per trial; the audio arrives decoded (``DecodedAudio``,
+from the driver through Ray's object store). Arguments and results are plain (recipe dicts, paths,
+floats, arrays): nothing here knows Ray or Optuna.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from rich.progress import Progress
 
@@ -57,6 +60,22 @@ class TeacherContext:
     def student_metadata(self) -> dict[str, Any]:
         return {"data": {**self.data_info, "split": self.splits.name}, "teacher": str(self.teacher_path)}
 
+    def decoded(self) -> DecodedAudio:
+        return DecodedAudio(self.splits, self.sets.to_arrays())
+
+
+@dataclass(frozen=True)
+class DecodedAudio:
+    """A teacher's splits with their audio decoded, as the search's driver shares them with its
+    workers through Ray's object store: numpy arrays, which Ray maps into every process of a node
+    without a copy, so a worker neither decodes nor needs the dataset on its node."""
+
+    splits: Splits
+    arrays: dict[str, np.ndarray]  # SplitSets.to_arrays()
+
+    def sets(self) -> SplitSets:
+        return SplitSets.from_arrays(self.arrays)
+
 
 def resolve_splits(
     teacher_dir: str | os.PathLike[str],
@@ -83,20 +102,19 @@ def load_context(
     data: str | os.PathLike[str] | None = None,
     split: str | None = None,
     progress: Progress | None = None,
-    sets: SplitSets | None = None,
+    decoded: DecodedAudio | None = None,
 ) -> TeacherContext:
-    """Load a teacher and the data it was trained on (or ``data``/``split`` if given). ``sets``:
-    those splits already decoded (by the search's driver, shared through Ray's object store), so
-    only the teacher is read here; ValueError if their sizes are not the splits'."""
-    loaded, splits = resolve_splits(teacher_dir, data=data, split=split)
-    task = task_named(loaded.task)
-    if sets is None:
+    """Load a teacher and the data it was trained on (or ``data``/``split`` if given); with
+    ``decoded`` (see ``TeacherContext.decoded``), only the teacher is read, and ``data`` and
+    ``split`` are not looked at."""
+    if decoded is None:
+        loaded, splits = resolve_splits(teacher_dir, data=data, split=split)
+        task = task_named(loaded.task)
         front_end = loaded.model.config.front_end
         sets = load_splits(splits, loaded.labels, front_end, encode=task.encode_targets, progress=progress)
     else:
-        given = {part: len(getattr(sets, part)) for part in ("train", "validation", "test")}
-        if given != splits.sizes():
-            raise ValueError(f"decoded sets of sizes {given} are not split {splits.name}'s {splits.sizes()}")
+        loaded, splits, sets = load_model(Path(teacher_dir)), decoded.splits, decoded.sets()
+        task = task_named(loaded.task)
     data_info = loaded.metadata.get("data", {})
     return TeacherContext(
         Path(teacher_dir), loaded.model.eval(), loaded.labels, splits, sets, data_info, task
@@ -112,11 +130,11 @@ class TrialEvaluator:
         split: str | None = None,
         threads: int = 1,
         device: str = "cpu",
-        sets: SplitSets | None = None,
+        decoded: DecodedAudio | None = None,
     ) -> None:
         """``device``: where students fine-tune ("cpu", or "cuda" on a GPU worker); the teacher's
-        logits are computed and cached on the CPU, and students are saved from it. ``sets``: the
-        audio already decoded (see ``load_context``)."""
+        logits are computed and cached on the CPU, and students are saved from it. ``decoded``: the
+        splits and their audio, decoded elsewhere (see ``load_context``)."""
         if threads < 1:
             raise ValueError("threads must be >= 1")
         if device != "cpu" and not (device.startswith("cuda") and torch.cuda.is_available()):
@@ -126,15 +144,16 @@ class TrialEvaluator:
             )
         torch.set_num_threads(threads)
         self.device = device
-        self.context = load_context(teacher_dir, data=data, split=split, sets=sets)
+        self.context = load_context(teacher_dir, data=data, split=split, decoded=decoded)
         self._logits: torch.Tensor | None = None
         self._students: dict[str, AudioModel] = {}  # new student architectures, distilled
 
     def fine_tune(
-        self, recipe: dict[str, Any], *, epochs: int, out_dir: str | os.PathLike[str]
+        self, recipe: dict[str, Any], *, epochs: int, out_dir: str | os.PathLike[str], seed: int = 0
     ) -> TrialResult:
         """Distil the student for ``epochs``, save it to ``out_dir``, return its validation metrics
-        (``score``: the task's metric at the best epoch).
+        (``score``: the task's metric at the best epoch). ``seed``: the fine-tuning's (batch order);
+        a search keeps it at 0, so a recipe gives the same student in every trial.
 
         Raises FloatingPointError on a non-finite loss (the trial fails with that reason).
         """
@@ -155,7 +174,7 @@ class TrialEvaluator:
             context.sets.validation,
             self._logits,
             parsed.distillation,
-            TrainConfig.for_finetuning(epochs),
+            dataclasses.replace(TrainConfig.for_finetuning(epochs), seed=seed),
             task=context.task,
             device=self.device,
         )

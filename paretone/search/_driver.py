@@ -121,6 +121,7 @@ class Driver:
         self.sensitivity: SensitivityTable | None = None  # measured (or read) for allocations
         self.driver_seconds = 0.0  # run()'s own time in this process (all but waiting on workers)
         self._waited_s = 0.0
+        self.sensitivity_seconds = self.allocation_seconds = 0.0  # allocate's set-up (a new study)
         self._context: TeacherContext | None = None  # decoded on first need (see ``context``)
         loaded, _ = resolve_splits(settings.teacher, data=settings.data, split=settings.split)  # no audio
         self.task = task_named(loaded.task)
@@ -197,8 +198,12 @@ class Driver:
             if report is not None:
                 report("sensitivity", done, total)
 
+        started = time.perf_counter()
         self.sensitivity, _ = sensitivity_for(context, self.space, progress=advance)
-        return allocate(self.space, self.costs, self.budget, self.sensitivity)
+        solving = time.perf_counter()
+        points = allocate(self.space, self.costs, self.budget, self.sensitivity)
+        self.sensitivity_seconds, self.allocation_seconds = solving - started, time.perf_counter() - solving
+        return points
 
     # -- bookkeeping -------------------------------------------------------------------------
 
@@ -298,7 +303,7 @@ class Driver:
                 self.settings.split,
                 memory_bytes=int(self.settings.worker_memory_mb * 2**20),
                 gpus=self.settings.gpus_per_worker,
-                audio=ray.put(self.context().sets.to_arrays()),
+                audio=ray.put(self.context().decoded()),
             )
             idle.extend(self.start_worker(setup) for _ in range(self.settings.workers))
             loop_started, self._waited_s = time.perf_counter(), 0.0
@@ -441,4 +446,6 @@ class Driver:
             most_sensitive=() if self.sensitivity is None else tuple(describe(self.sensitivity)),
             allocations=self.warm_starts.count(ALLOCATION) if self.settings.allocate else None,
             driver_seconds=self.driver_seconds,
+            sensitivity_seconds=self.sensitivity_seconds,
+            allocation_seconds=self.allocation_seconds,
         )

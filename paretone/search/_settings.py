@@ -135,6 +135,10 @@ class SearchSummary:
     front_origins: dict[str, int] = field(default_factory=dict)  # front members by what proposed them
     most_sensitive: tuple[str, ...] = ()  # the teacher's most sensitive single changes (allocate)
     allocations: int | None = None  # allocation warm starts of the study (None: not allocating)
+    # allocate's set-up, in the driver before any trial: measuring (or reading) the sensitivity,
+    # then the integer programs (one per front-end choice and budget level)
+    sensitivity_seconds: float = 0.0
+    allocation_seconds: float = 0.0
     driver_seconds: float = 0.0  # the driver loop's own time: all but waiting on workers
     partial_fidelity: int = 0  # fine-tuned for the screening epochs only, not promoted (not on fronts)
 

@@ -23,7 +23,7 @@ from paretone._io import read_json, write_json
 from paretone.errors import ConfigError
 
 TRIAL_CPUS = 1
-TRIAL_MEMORY_BYTES = 3 * 1024**3  # teacher + student + decoded FSDD, with margin
+TRIAL_MEMORY_BYTES = 3 * 1024**3  # teacher, student, training state and the mapped audio, with margin
 FAILURE_FILE = "failure.json"  # written into the trial folder by a worker that kills itself
 
 
@@ -37,8 +37,9 @@ class WorkerSetup:
     threads: int = TRIAL_CPUS
     memory_bytes: int = TRIAL_MEMORY_BYTES  # declared to Ray and enforced while fine-tuning
     gpus: float = 0.0  # declared to Ray; above 0 the worker fine-tunes on CUDA
-    # a Ray ObjectRef to the decoded audio (``SplitSets.to_arrays``), put once by the driver: the
-    # workers of a node share its one copy, and no worker decodes (None: each decodes its own)
+    # a Ray ObjectRef to the splits and their decoded audio (``evaluators.DecodedAudio``), put once
+    # by the driver: the workers of a node share one copy and neither decode nor read the dataset
+    # (None: each decodes its own)
     audio: Any = None
 
     @property
@@ -109,20 +110,19 @@ def start_ray(address: str | None, workers: int) -> bool:
 def _worker_class() -> Any:
     import ray
 
-    from paretone.audio import SplitSets
     from paretone.evaluators import TrialEvaluator
 
     @ray.remote(num_cpus=TRIAL_CPUS, max_restarts=0)
     class TrialWorker:
         def __init__(self, setup: WorkerSetup) -> None:
-            sets = None if setup.audio is None else SplitSets.from_arrays(ray.get(setup.audio))
+            decoded = None if setup.audio is None else ray.get(setup.audio)
             self._evaluator = TrialEvaluator(
                 setup.teacher_dir,
                 data=setup.data,
                 split=setup.split,
                 threads=setup.threads,
                 device=setup.device,
-                sets=sets,
+                decoded=decoded,
             )
             self._cap = MemoryCap(setup.memory_bytes)
 

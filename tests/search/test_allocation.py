@@ -160,7 +160,9 @@ def test_a_study_begins_with_the_strongest_uniform_candidate_then_the_allocation
     assert origins[0] == UNIFORM and ALLOCATION in origins
     allocations = origins.count(ALLOCATION)
     assert origins == [UNIFORM, *[ALLOCATION] * allocations, *[UNIFORM] * (len(origins) - 1 - allocations)]
-    assert driver.summary(0.0).allocations == allocations  # reported, also when none fits
+    summary = driver.summary(0.0)
+    assert summary.allocations == allocations  # reported, also when none fits
+    assert summary.sensitivity_seconds > 0 and summary.allocation_seconds > 0  # both timed, apart
     assert driver.sensitivity is not None and driver.sensitivity.entries
     # a warm start that fails and is retried keeps its origin (front members are counted by it)
     study = optuna.load_study(study_name="s", storage=make_storage(driver.settings.storage))

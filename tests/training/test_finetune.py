@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from paretone.audio import FrontEndConfig, WaveformSet, load_splits, make_splits
-from paretone.compress import Distill, Prune, Quantize, Recipe, apply, teacher_logits
+from paretone.compress import Distill, Prune, Quantize, Recipe, apply, load_student, teacher_logits
 from paretone.models import ASTConfig, build_model
 from paretone.training import TrainConfig, distil, fit, predict_logits, score
 
@@ -98,3 +98,15 @@ def test_a_cuda_worker_without_a_gpu_is_refused_before_loading_anything(tmp_path
 
     with pytest.raises(ConfigError, match=r"no CUDA GPU torch can use.*--gpus-per-worker 0"):
         TrialEvaluator(tmp_path / "no-teacher-here", device="cuda")
+
+
+@pytest.mark.slow  # three one-epoch fine-tunings of the tiny teacher
+def test_a_fine_tuning_seed_changes_the_student_and_the_same_seed_repeats_it(tiny_teacher, tmp_path):
+    from paretone.evaluators import TrialEvaluator
+
+    evaluator = TrialEvaluator(tiny_teacher)
+    for name, seed in (("a", 0), ("b", 0), ("c", 1)):
+        evaluator.fine_tune(Recipe().to_dict(), epochs=1, out_dir=tmp_path / name, seed=seed)
+    weights = {name: load_student(tmp_path / name)[0].model.state_dict() for name in "abc"}
+    assert all(torch.equal(weights["a"][key], weights["b"][key]) for key in weights["a"])  # a search's trials
+    assert not all(torch.equal(weights["a"][key], weights["c"][key]) for key in weights["a"])
