@@ -1,6 +1,7 @@
 """How much of a search's test figure is the fine-tuning seed: the same candidates, several seeds.
 
-    python benchmarks/seed_spread.py            # 8 candidates x 4 seeds, 1 epoch each (about 10 minutes)
+    python benchmarks/seed_spread.py            # 8 candidates x 4 seeds, 1 epoch each (about 4 minutes)
+    python benchmarks/seed_spread.py --epochs 3 # longer fine-tuning: does the seed matter less?
     python benchmarks/seed_spread.py --quick    # 4 candidates x 3 seeds
 
 The search benchmark compares methods by the test metric of each one's best validation trial, and
@@ -9,7 +10,7 @@ means anything depends on how far the same recipe moves when only the fine-tunin
 order) changes. Candidates: the uniform rule at 25% of the teacher (every format and front-end
 choice, the largest kept fraction that fits) and the integer program's allocations, on the
 15-epoch `speaker:nicolas:2` teacher of benchmarks/search.py (trained if absent). Each is
-fine-tuned for 1 epoch (as `--scale medium` and `seeds` do) with each seed, in this process, and
+fine-tuned for 1 epoch (as `--scale medium` and `seeds` do; `--epochs`) with each seed, in this process, and
 scored on validation and on the test speaker (the PyTorch student). Reported: per candidate, mean
 and standard deviation over seeds; the seed's own spread (the median within-candidate standard
 deviation) beside the spread between candidates' means; and the Spearman correlation of validation
@@ -83,10 +84,12 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     parser.add_argument("--data", type=Path, default=None)
     parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--epochs", type=int, default=1, help="of each fine-tuning [1]")
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args(argv)
     count, seeds = (4, 3) if args.quick else (8, 4)
-    out = args.out or Path(f"benchmarks/results/seed-spread{'-quick' if args.quick else ''}.json")
+    suffix = ("-quick" if args.quick else "") + ("" if args.epochs == 1 else f"-{args.epochs}ep")
+    out = args.out or Path(f"benchmarks/results/seed-spread{suffix}.json")
     started = time.perf_counter()
     teacher = _teacher(open_dataset(args.data, "fsdd"), SPLIT, 15)
     console = Console(width=140)
@@ -100,7 +103,7 @@ def main(argv: list[str] | None = None) -> int:
             runs = []
             for seed in range(seeds):
                 folder = tmp / f"c{index}-s{seed}"
-                result = evaluator.fine_tune(recipe, epochs=1, out_dir=folder, seed=seed)
+                result = evaluator.fine_tune(recipe, epochs=args.epochs, out_dir=folder, seed=seed)
                 student, _ = load_student(folder)
                 runs.append(
                     {
@@ -141,7 +144,7 @@ def main(argv: list[str] | None = None) -> int:
         "teacher": str(teacher),
         "budget_fraction": BUDGET_FRACTION,
         "seeds": seeds,
-        "epochs": 1,
+        "epochs": args.epochs,
         "allocation_setup": setup,
         "spread": spread,
         "validation_test_spearman": correlation,
@@ -149,7 +152,7 @@ def main(argv: list[str] | None = None) -> int:
         "seconds": round(time.perf_counter() - started, 1),
     }
     write_json(out, payload)
-    table = Table(title=f"{len(rows)} candidates x {seeds} fine-tuning seeds, 1 epoch, {SPLIT}")
+    table = Table(title=f"{len(rows)} candidates x {seeds} fine-tuning seeds, {args.epochs} epochs, {SPLIT}")
     for column in ("candidate", "origin", "validation mean", "sd", "test mean", "sd"):
         table.add_column(column, justify="right")
     for row in rows:
