@@ -3,6 +3,7 @@ own folder (reused when its weights are there)."""
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -39,3 +40,17 @@ def trained_teacher(
             overwrite=True,  # the benchmark's own folder
         )
     return out
+
+
+def existing_teacher(given: Path | None) -> Path:
+    """``given``, or the first teacher an earlier benchmark or `paretone train` left: benchmarks
+    that only measure the machinery (not the teacher's accuracy) reuse one instead of training."""
+    found = (
+        [given]
+        if given
+        else [*sorted(Path("runs/bench-search").glob("*/teacher*")), Path("runs/teacher-ast-default")]
+    )
+    for path in found:
+        if (path / "config.json").is_file():
+            return path
+    sys.exit("no teacher: pass --teacher DIR (or run `paretone train` first)")

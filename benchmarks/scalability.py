@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from _teachers import existing_teacher  # benchmarks/, run as scripts
 from rich.console import Console
 from rich.table import Table
 
@@ -65,18 +66,6 @@ def _sleep_worker(setup: WorkerSetup) -> Any:
             return SleepResult(score, epochs, epochs, 0, 0, out_dir, SLEEP_S)
 
     return SleepWorker.options(memory=ACTOR_MEMORY_BYTES).remote()
-
-
-def _teacher(given: Path | None) -> Path:
-    found = (
-        [given]
-        if given
-        else [*sorted(Path("runs/bench-search").glob("*/teacher*")), Path("runs/teacher-ast-default")]
-    )
-    for path in found:
-        if path is not None and (path / "config.json").is_file():
-            return path
-    sys.exit("no teacher: pass --teacher DIR (or run `paretone train` first)")
 
 
 def _run(teacher: Path, tmp: Path, workers: int, profile) -> dict[str, Any]:
@@ -136,7 +125,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     out = args.out or Path(f"benchmarks/results/scalability{'-quick' if args.quick else ''}.json")
     counts = (1, 8) if args.quick else (1, 8, 32, 64)
-    teacher = _teacher(args.teacher)
+    teacher = existing_teacher(args.teacher)
     console = Console(width=150)
     started = time.perf_counter()
     rows = []

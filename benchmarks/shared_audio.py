@@ -24,6 +24,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from _teachers import existing_teacher  # benchmarks/, run as scripts
 from rich.console import Console
 from rich.table import Table
 
@@ -35,15 +36,6 @@ from paretone.search import WorkerSetup
 from paretone.search._workers import start_ray, start_worker
 
 MODES = ("decoding", "shared")
-
-
-def _teacher(given: Path | None) -> Path:
-    found = [given] if given else [*sorted(Path("runs/bench-search").glob("*/teacher*"))]
-    found.append(Path("runs/teacher-ast-default"))
-    for path in found:
-        if path is not None and (path / "config.json").is_file():
-            return path
-    sys.exit("no teacher: pass --teacher DIR (or run `python benchmarks/search.py --quick` first)")
 
 
 def _memory(pid: int) -> dict[str, int]:
@@ -86,7 +78,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     import ray
 
-    teacher = _teacher(args.teacher)
+    teacher = existing_teacher(args.teacher)
     started = time.perf_counter()
     start_ray(None, args.workers)
     decode_started = time.perf_counter()
