@@ -160,6 +160,7 @@ def search(
     allocate: bool = False,
     screen_epochs: int = 0,
     promote_fraction: float = 1 / 3,
+    probe_every_s: float = 180.0,
     status: Any = None,
     calibration_progress: StageProgress | None = None,
     sensitivity_progress: StageProgress | None = None,
@@ -169,7 +170,8 @@ def search(
     ``allocate``: begin also with allocations from the teacher's measured sensitivity;
     ``gpus_per_worker``: fine-tune on CUDA, each worker declaring this many GPUs to Ray;
     ``screen_epochs``: fine-tune every candidate this many epochs first and only the best
-    ``promote_fraction`` of them to ``epochs`` (0: off)."""
+    ``promote_fraction`` of them to ``epochs`` (0: off); ``probe_every_s``: screen at the device's
+    speed, probed this often (0: at the calibrated speed)."""
     from paretone.search import Budget, Fidelity, SearchSettings, default_storage, run_search
     from paretone.spaces import SpaceConfig
 
@@ -200,6 +202,7 @@ def search(
         chunk_ms=chunk_ms,
         allocate=allocate,
         fidelity=Fidelity(screen_epochs=screen_epochs, promote_fraction=promote_fraction),
+        probe_every_s=probe_every_s,
     )
     return run_search(
         settings,

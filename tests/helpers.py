@@ -128,10 +128,12 @@ def record(fault: str, **facts) -> None:
 
 def make_driver(teacher: Path, profile, tmp_path: Path, **overrides):
     """A search driver predicting with ``profile``: one epoch per trial (or ``epochs``), random
-    sampler, storage and trial folders under ``tmp_path``; ``overrides`` are further SearchSettings."""
+    sampler, storage and trial folders under ``tmp_path``; ``overrides`` are further SearchSettings
+    (and ``speed``, the driver's ``SpeedWatch``)."""
     from paretone.hw_models import LatencyModel, MemoryModel
     from paretone.search import Driver, SearchSettings
 
+    speed = overrides.pop("speed", None)
     settings = SearchSettings(
         teacher=teacher,
         study=overrides.pop("study", "s"),
@@ -142,7 +144,13 @@ def make_driver(teacher: Path, profile, tmp_path: Path, **overrides):
         runs_dir=overrides.pop("runs_dir", tmp_path / "runs"),
         **overrides,
     )
-    return Driver(settings, latency=LatencyModel(profile), memory=MemoryModel(profile), device=profile.device)
+    return Driver(
+        settings,
+        latency=LatencyModel(profile),
+        memory=MemoryModel(profile),
+        device=profile.device,
+        speed=speed,
+    )
 
 
 def is_one_line(exc: BaseException) -> bool:

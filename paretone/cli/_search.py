@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import tomllib
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from paretone.api import DEFAULT_PROFILE_DIR, DEFAULT_TEACHER
 from paretone.cli._common import cli, console, progress_bar, stage_bars
 from paretone.errors import ConfigError
+
+if TYPE_CHECKING:
+    from paretone.search import SpeedLog
 
 NUMBER, WHOLE, TEXT, FLAG = "a number", "a whole number", "a string", "true or false"
 # the [search] settings of a config file, each with the type it must have
@@ -20,7 +23,7 @@ SEARCH_KEYS = {
     "size_budget_mb": NUMBER, "workers": WHOLE, "storage": TEXT, "ray_address": TEXT, "sampler": TEXT,
     "seed": WHOLE, "epochs": WHOLE, "device": TEXT, "profile_dir": TEXT, "stale_after_s": NUMBER,
     "worker_memory_mb": NUMBER, "gpus_per_worker": NUMBER, "chunk_ms": NUMBER, "allocate": FLAG,
-    "screen_epochs": WHOLE, "promote_fraction": NUMBER,
+    "screen_epochs": WHOLE, "promote_fraction": NUMBER, "probe_every_s": NUMBER,
 }  # fmt: skip
 
 
@@ -138,6 +141,12 @@ def read_config(path: Path) -> tuple[dict[str, Any], dict[str, Any]]:
     default=None,
     help="With --screen-epochs: the best fraction of screening scores promoted to --epochs [0.333].",
 )
+@click.option(
+    "--probe-every-s",
+    type=float,
+    default=None,
+    help="Screen at the device's speed, probed (0.6 s) this often; 0: at the calibrated speed [180].",
+)
 @click.option("--resume", is_flag=True, help="Continue the study to --trials after a crash or Ctrl-C.")
 def search(config_path: Path | None, resume: bool, **flags: Any) -> None:
     """Search compressions of a teacher for the most accurate models within a latency budget."""
@@ -229,7 +238,19 @@ def search(config_path: Path | None, resume: bool, **flags: Any) -> None:
                 else ""
             )
         )
+    click.echo(speed_line(summary.speed))
     if summary.most_sensitive:
         click.echo("most sensitive single changes (output divergence from the teacher, no fine-tuning):")
         for line in summary.most_sensitive:
             click.echo(f"  {line}")
+
+
+def speed_line(log: SpeedLog) -> str:
+    """What the search's speed probes read (a ``search.SpeedLog``), or why it did not probe."""
+    if log.probes == 0:
+        return f"screened at the calibrated speed: {log.not_probed or 'not probed'}"
+    read = f"{log.lowest:.2f}x" if log.lowest == log.highest else f"{log.lowest:.2f}-{log.highest:.2f}x"
+    return (
+        f"screened at the device's speed: {log.probes} probe{'s' * (log.probes > 1)} "
+        f"({log.seconds:.1f} s) read {read} its calibrated kernel times"
+    )

@@ -21,6 +21,7 @@ from paretone.hw_models._probe import (
     group_of,
     probe_speed,
     record_probe,
+    unprobeable_reason,
 )
 from paretone.hw_models._profile import (
     PROFILE_FORMAT,
@@ -79,6 +80,7 @@ __all__ = [
     "random_models",
     "random_recipe",
     "record_probe",
+    "unprobeable_reason",
     "validate",
     "write_kit",
 ]

@@ -42,7 +42,7 @@ from paretone.hw_models._kit import export_model
 from paretone.hw_models._micro import save_micro_model
 from paretone.hw_models._profile import Anchor, DeviceProfile, Sentinel
 from paretone.models import AudioModel, Kernel
-from paretone.runtime import LatencyMeasurement, measure_latencies
+from paretone.runtime import LatencyMeasurement, fingerprint, measure_latencies
 
 PROBE_DIR = "probe"
 SENTINEL_MS = 0.3  # aim: a sentinel's own time near this, timed well above the clock's noise
@@ -221,6 +221,18 @@ def record_probe(
     profile.probe += [Sentinel(group_of(k), k, ms) for k, ms in zip(kernels, sentinel_times, strict=True)]
     profile.anchors += [Anchor(name, ms) for name, ms in zip(anchors, times[len(kernels) :], strict=True)]
     return len(kernels) + len(anchors)
+
+
+def unprobeable_reason(profile: DeviceProfile) -> str | None:
+    """Why this machine cannot probe the profile's device (None: it can). The probe times the
+    sentinels here, so it describes the device only when the profile was calibrated here."""
+    if not profile.probe:
+        return f"device profile {profile.device!r} holds no speed probe (imported from a kit, or older)"
+    try:
+        profile.check_same_device(fingerprint(profile.threads), "this machine")
+    except ConfigError:
+        return f"device {profile.device!r} is not this machine (its profile was measured elsewhere)"
+    return None
 
 
 def probe_speed(profile: DeviceProfile, folder: str | os.PathLike[str]) -> SpeedProbe:

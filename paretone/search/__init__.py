@@ -30,6 +30,7 @@ from paretone.search._front import (
 from paretone.search._liveness import Liveness
 from paretone.search._run import LOCAL_DEVICE, ensure_profile, precheck, run_search
 from paretone.search._settings import SearchProgress, SearchSettings, SearchSummary
+from paretone.search._speed import PROBE_INTERVAL_S, SpeedLog, SpeedWatch
 from paretone.search._study import (
     SAMPLERS,
     check_resumable,
@@ -46,6 +47,7 @@ __all__ = [
     "DEFAULT_LATENCY_FRACTION",
     "DIRECTIONS",
     "LOCAL_DEVICE",
+    "PROBE_INTERVAL_S",
     "SAMPLERS",
     "Budget",
     "Candidate",
@@ -60,6 +62,8 @@ __all__ = [
     "SearchProgress",
     "SearchSettings",
     "SearchSummary",
+    "SpeedLog",
+    "SpeedWatch",
     "StudyInfo",
     "WorkerSetup",
     "candidates",

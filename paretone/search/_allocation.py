@@ -126,7 +126,7 @@ def options(
             Option(
                 entry.change,
                 entry.divergence,
-                p.latency_ms - origin.latency_ms,
+                p.screened_latency_ms - origin.screened_latency_ms,
                 p.peak_bytes - origin.peak_bytes,
                 p.model_bytes - origin.model_bytes,
             )
@@ -157,8 +157,10 @@ def allocate(
     fewer frames), so savings do not add up across it: summed alone, the hop's and the layers'
     savings promised 0.45 ms where the whole point cost 0.77 (a real AST at 25%). The program is
     therefore solved once per front-end choice, every other option priced against the teacher with
-    that front-end, and per target the least sensitive point that fits whole is kept.
+    that front-end, and per target the least sensitive point that fits whole is kept. Latencies
+    and the budget are those at the device's speed now (``CostModel.budget_now``).
     """
+    budget = costs.budget_now(budget)
     front_names = {p.name for p in space.params.get(FrontEnd.key, [])}
     around = []  # per front-end choice: its base point, own divergence and priced options, once
     for front_end in space.front_end_options():
@@ -192,7 +194,7 @@ def _fit(
     for _ in range(REFITS):
         chosen = _solve(
             by_param,
-            latency_ms=target_ms - origin.latency_ms,
+            latency_ms=target_ms - origin.screened_latency_ms,
             peak_bytes=None if budget.memory_mb is None else budget.memory_mb * 1e6 - origin.peak_bytes,
             model_bytes=None if budget.size_mb is None else budget.size_mb * 1e6 - origin.model_bytes,
         )
@@ -203,7 +205,7 @@ def _fit(
             predicted = costs.cost(space.recipe(point)).predicted
         except ConfigError:
             return None
-        if budget.fits(predicted.latency_ms, predicted.peak_bytes, predicted.model_bytes):
+        if budget.fits(predicted.screened_latency_ms, predicted.peak_bytes, predicted.model_bytes):
             divergence = sum(
                 o.divergence
                 for name, opts in by_param.items()
@@ -211,7 +213,7 @@ def _fit(
                 if o.change.value == chosen[name]
             )
             return divergence, point
-        target_ms *= min(0.95, goal_ms / predicted.latency_ms)  # the overshoot, and more
+        target_ms *= min(0.95, goal_ms / predicted.screened_latency_ms)  # the overshoot, and more
     return None
 
 

@@ -86,28 +86,35 @@ class Objectives:
 class Predicted:
     """A candidate's predicted costs on the study's device."""
 
-    latency_ms: float
+    latency_ms: float  # at the calibration's speed: the study's one scale (its objective)
     model_bytes: int
     peak_bytes: int
     macs: int
     params: int
-    latency_interval_ms: tuple[float, float] | None = None  # 95%, from calibration and the probe
-    speed_factor: float | None = None  # the device's speed now over at calibration, if probed
+    latency_interval_ms: tuple[float, float] | None = None  # 95%, around the screened latency
+    speed_factor: float | None = None  # the device's speed when screened over at calibration, if probed
     straddles_budget: bool = False  # the interval holds the latency budget: only measuring tells
+    latency_now_ms: float | None = None  # at the speed probed when screened (None: not probed)
+
+    @property
+    def screened_latency_ms(self) -> float:
+        """The latency the budget was checked against: at the speed probed then, else as calibrated."""
+        return self.latency_ms if self.latency_now_ms is None else self.latency_now_ms
 
     @classmethod
     def of(cls, trial: FrozenTrial) -> Predicted:
         data = trial.user_attrs.get(TRIAL_PREDICTED) or {}
         interval = data.get("latency_interval_ms")
         return cls(
-            float(data.get("latency_ms", trial.values[1] if trial.values else 0.0)),
-            int(data.get("model_bytes") or 0),
-            int(data.get("peak_bytes") or 0),
-            int(data.get("macs") or 0),
-            int(data.get("params") or 0),
-            None if interval is None else (float(interval[0]), float(interval[1])),
-            None if data.get("speed_factor") is None else float(data["speed_factor"]),
-            bool(data.get("straddles_budget", False)),
+            latency_ms=float(data.get("latency_ms", trial.values[1] if trial.values else 0.0)),
+            model_bytes=int(data.get("model_bytes") or 0),
+            peak_bytes=int(data.get("peak_bytes") or 0),
+            macs=int(data.get("macs") or 0),
+            params=int(data.get("params") or 0),
+            latency_interval_ms=None if interval is None else (float(interval[0]), float(interval[1])),
+            speed_factor=None if data.get("speed_factor") is None else float(data["speed_factor"]),
+            straddles_budget=bool(data.get("straddles_budget", False)),
+            latency_now_ms=None if data.get("latency_now_ms") is None else float(data["latency_now_ms"]),
         )
 
 

@@ -117,6 +117,11 @@ class ResolvedBudget:
         fraction = self.given.fraction
         return self.latency_ms if fraction is None else fraction * teacher_measured_ms
 
+    def beside_teacher(self, teacher_latency_ms: float) -> ResolvedBudget:
+        """This budget with its fraction resolved against ``teacher_latency_ms`` instead (the teacher
+        predicted at the device's speed now); an absolute budget stays as it is."""
+        return ResolvedBudget(self.given, self.limit_beside(teacher_latency_ms), teacher_latency_ms)
+
     def describe(self) -> str:
         fraction = self.given.fraction
         share = (

@@ -36,7 +36,12 @@ class Cost:
 
 
 class CostModel:
-    """Predicted costs of recipes over one teacher on one device (thread-safe for reading)."""
+    """Predicted costs of recipes over one teacher on one device (thread-safe for reading).
+
+    Every cost is predicted twice when the device was probed: at the calibration's speed (the
+    study's one scale, so trials screened in different speed states rank alike) and at the speed
+    the probe read, which the budget checks use. A fraction budget is then checked against the
+    teacher predicted at that same speed (``budget_now``)."""
 
     def __init__(
         self,
@@ -50,17 +55,31 @@ class CostModel:
     ) -> None:
         """``chunk_samples``: predict one call on a stream of such chunks (a streaming student's
         chunk, any other model's whole window) instead of one clip. ``speed``: the device's speed
-        now (a probe); the search replaces it as it probes again."""
+        now (a probe); the search replaces it (``set_speed``) as it probes again."""
         self.teacher_config, self.latency, self.memory, self.device = teacher_config, latency, memory, device
         self.chunk_samples = chunk_samples
-        self.speed = speed
-        teacher = Recipe().kernels(teacher_config, chunk_samples=chunk_samples)
-        self.teacher_latency_ms = latency.predict(teacher, speed=speed).require_complete(device).latency_ms
-        if memory.predict(teacher).peak_bytes is None:
+        self._teacher_kernels = Recipe().kernels(teacher_config, chunk_samples=chunk_samples)
+        self.teacher_latency_ms = latency.predict(self._teacher_kernels).require_complete(device).latency_ms
+        if memory.predict(self._teacher_kernels).peak_bytes is None:
             raise ConfigError(
                 f"device profile {device!r} has no whole-model memory measurements, so peak memory cannot "
                 f"be predicted; re-run `paretone calibrate --device {device}`"
             )
+        self.speed: SpeedProbe | None = None
+        self.teacher_now_ms = self.teacher_latency_ms  # the teacher at ``speed``
+        self.set_speed(speed)
+
+    def set_speed(self, speed: SpeedProbe | None) -> None:
+        """Screen at ``speed`` from now on (None: at the calibration's)."""
+        if speed is self.speed:
+            return
+        self.speed = speed
+        now = self.latency.predict(self._teacher_kernels, speed=speed).require_complete(self.device)
+        self.teacher_now_ms = self.teacher_latency_ms if speed is None else now.latency_ms
+
+    def budget_now(self, budget: ResolvedBudget) -> ResolvedBudget:
+        """``budget`` at the speed now: a fraction of the teacher is one of the teacher at this speed."""
+        return budget if self.speed is None else budget.beside_teacher(self.teacher_now_ms)
 
     def cost(self, recipe: Recipe) -> Cost:
         """InvalidCandidate if the recipe cannot be built; ConfigError if the profile cannot predict
@@ -69,25 +88,33 @@ class CostModel:
             kernels = recipe.kernels(self.teacher_config, chunk_samples=self.chunk_samples)
         except ConfigError as exc:
             raise InvalidCandidate(str(exc)) from None
-        latency = self.latency.predict(kernels, speed=self.speed).require_complete(self.device)
+        calibrated = self.latency.predict(kernels).require_complete(self.device)
+        now = (
+            calibrated
+            if self.speed is None
+            else self.latency.predict(kernels, speed=self.speed).require_complete(self.device)
+        )
         memory = self.memory.predict(kernels)
         predicted = Predicted(
-            latency_ms=latency.latency_ms,
+            latency_ms=calibrated.latency_ms,
             model_bytes=memory.model_bytes,
             peak_bytes=int(memory.peak_bytes or 0),
             macs=sum(k.macs for k in kernels),
             params=sum(k.params for k in kernels),
-            latency_interval_ms=latency.interval_ms,
+            latency_interval_ms=now.interval_ms,
             speed_factor=None if self.speed is None else self.speed.overall,
+            latency_now_ms=None if self.speed is None else now.latency_ms,
         )
         return Cost(kernels, predicted)
 
     def fits(self, recipe: Recipe, budget: ResolvedBudget) -> bool:
+        """Whether the recipe fits ``budget`` at the speed now."""
         p = self.cost(recipe).predicted
-        return budget.fits(p.latency_ms, p.peak_bytes, p.model_bytes)
+        return self.budget_now(budget).fits(p.screened_latency_ms, p.peak_bytes, p.model_bytes)
 
     def check_reachable(self, space: SearchSpace, budget: ResolvedBudget) -> None:
-        """ConfigError naming the smallest candidate's latency if nothing in the space fits."""
+        """ConfigError naming the smallest candidate's latency if nothing in the space fits (at the
+        speed now)."""
         latencies = []
         for arm in space.arm_names():
             for fmt in FORMAT_NAMES:
@@ -96,15 +123,16 @@ class CostModel:
                         cost = self.cost(space.recipe(space.uniform(UniformSetting(0.0, fmt, fe), arm)))
                     except InvalidCandidate:
                         continue
-                    latencies.append(cost.predicted.latency_ms)
+                    latencies.append(cost.predicted.screened_latency_ms)
         if not latencies:
             raise ConfigError("no candidate of the search space can be built; widen the space settings")
-        smallest = min(latencies)
-        if budget.latency_ms < smallest:
+        smallest, limit_ms = min(latencies), self.budget_now(budget).latency_ms
+        if limit_ms < smallest:
+            speed = "" if self.speed is None else f" at its speed now ({self.speed.overall:.2f}x)"
             raise ConfigError(
-                f"latency budget {budget.latency_ms:.3f} ms is unreachable: the smallest candidate of the "
-                f"space is predicted at {smallest:.3f} ms on {self.device} "
-                f"(teacher {self.teacher_latency_ms:.3f} ms); raise the budget"
+                f"latency budget {limit_ms:.3f} ms is unreachable: the smallest candidate of the "
+                f"space is predicted at {smallest:.3f} ms on {self.device}{speed} "
+                f"(teacher {self.teacher_now_ms:.3f} ms); raise the budget"
             )
 
     def largest_fitting(

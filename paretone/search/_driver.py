@@ -47,6 +47,7 @@ from paretone.search._fidelity import Screened
 from paretone.search._front import Candidate, pareto_candidates
 from paretone.search._liveness import Liveness
 from paretone.search._settings import SearchProgress, SearchSettings, SearchSummary, Status
+from paretone.search._speed import SpeedWatch
 from paretone.search._study import check_resumable, make_sampler, open_study
 from paretone.search._warm_starts import WarmStartQueue
 from paretone.search._workers import (
@@ -110,10 +111,13 @@ class Driver:
         status: Status | None = None,
         sensitivity_progress: Callable[[str, int, int], None] | None = None,
         worker_factory: Callable[[WorkerSetup], Any] = start_worker,
+        speed: SpeedWatch | None = None,
     ) -> None:
         """``sensitivity_progress(stage, done, total)``: how far the sensitivity measurement of
         ``allocate`` is. ``worker_factory``: a new Ray actor with ``fine_tune(recipe, epochs,
-        out_dir) -> TrialResult`` (the driver's scalability benchmark passes one that sleeps)."""
+        out_dir) -> TrialResult`` (the driver's scalability benchmark passes one that sleeps).
+        ``speed``: the device's speed probes, screening at the latest (None: at the calibrated
+        speed, and the summary says so)."""
         self.settings, self.device = settings, device
         self.start_worker = worker_factory
         self.status = status or (lambda _: None)
@@ -136,6 +140,8 @@ class Driver:
             chunk_samples=self.chunk_samples,
         )
         self.budget = settings.budget.resolve(self.costs.teacher_latency_ms)
+        self.speed = speed or SpeedWatch(probe=None, not_probed="the driver was given no speed watch")
+        self.costs.set_speed(self.speed.current())  # before anything is checked against the budget
         self.costs.check_reachable(self.space, self.budget)
         self.study = open_study(
             settings.study,
@@ -259,17 +265,18 @@ class Driver:
                 trial.set_constraint(name, value)
             self.study.tell(trial, Objectives(0.0, worst_ms, worst_bytes).values())
             return None
-        constraints = self.budget.constraints(
-            predicted.latency_ms, predicted.peak_bytes, predicted.model_bytes
+        budget = self.costs.budget_now(self.budget)
+        constraints = budget.constraints(
+            predicted.screened_latency_ms, predicted.peak_bytes, predicted.model_bytes
         )
         interval = predicted.latency_interval_ms
-        if interval is not None and interval[0] <= self.budget.latency_ms < interval[1]:
+        if interval is not None and interval[0] <= budget.latency_ms < interval[1]:
             predicted = dataclasses.replace(predicted, straddles_budget=True)  # pick measures it first
         epochs = self.space.epochs_for(trial.params, self.settings.epochs)
         set_attrs(trial, proposal_attrs(recipe.to_dict(), predicted, epochs, time.time()))
         for name, value in constraints.items():
             trial.set_constraint(name, value)
-        costs = (predicted.latency_ms, float(predicted.peak_bytes))
+        costs = (predicted.latency_ms, float(predicted.peak_bytes))  # the calibrated scale: see CostModel
         if any(c > 0 for c in constraints.values()):  # screened: told at once, never fine-tuned
             set_attrs(trial, screened_attrs())
             self.study.tell(trial, Objectives(0.0, *costs).values())  # score unknown; constraints rank it
@@ -315,6 +322,7 @@ class Driver:
                 elsewhere = self.recover_stale(tuple(t.number for t in ours))
                 finished, screened = self.counts()
                 base = finished + elsewhere  # + this driver's candidates in flight: below --trials
+                self.costs.set_speed(self.speed.current())  # probes again when the last one is old
 
                 # Fill idle workers; with none idle, prepare the next candidate one ask at a time
                 # (results are collected between asks), so a worker that finishes starts at once
@@ -448,4 +456,5 @@ class Driver:
             driver_seconds=self.driver_seconds,
             sensitivity_seconds=self.sensitivity_seconds,
             allocation_seconds=self.allocation_seconds,
+            speed=self.speed.log(),
         )

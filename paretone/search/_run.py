@@ -26,6 +26,7 @@ from paretone.search._attrs import StudyInfo
 from paretone.search._budget import ResolvedBudget
 from paretone.search._driver import Driver
 from paretone.search._settings import SearchSettings, SearchSummary, Status
+from paretone.search._speed import SpeedWatch
 from paretone.search._study import check_resumable, check_storage, load_study_to_resume
 from paretone.search._workers import check_gpus
 from paretone.spaces import SearchSpace
@@ -114,9 +115,12 @@ def run_search(
 ) -> SearchSummary:
     precheck(settings)
     profile = ensure_profile(settings, device=device, profile_dir=profile_dir, progress=calibration_progress)
-    # Predictions stay at the calibrated speed: a budget relative to the teacher cancels a uniform
-    # speed change, and benchmarks/speed_probe.py finds the per-group factors too noisy to re-rank
-    # candidates (README, Hardware models).
+    if settings.probe_every_s > 0:
+        speed = SpeedWatch.of_profile(
+            profile, profile_path(profile_dir, device).parent, interval_s=settings.probe_every_s
+        )
+    else:
+        speed = SpeedWatch(probe=None, not_probed="--probe-every-s 0 asked for the calibrated speed")
     driver = Driver(
         settings,
         latency=LatencyModel(profile),
@@ -124,5 +128,6 @@ def run_search(
         device=device,
         status=status,
         sensitivity_progress=sensitivity_progress,
+        speed=speed,
     )
     return driver.run()

@@ -12,6 +12,7 @@ from paretone.errors import ConfigError
 from paretone.search._attrs import study_folder
 from paretone.search._budget import Budget, ResolvedBudget
 from paretone.search._fidelity import Fidelity
+from paretone.search._speed import PROBE_INTERVAL_S, SpeedLog
 from paretone.search._study import SAMPLERS
 from paretone.search._workers import TRIAL_MEMORY_BYTES
 from paretone.spaces import SpaceConfig
@@ -43,6 +44,7 @@ class SearchSettings:
     max_screened_per_trial: int = 500  # over-budget candidates told per requested trial, then give up
     chunk_ms: float | None = None  # a streaming search: latency (and its budget) per chunk of this length
     fidelity: Fidelity = field(default_factory=Fidelity)  # screening epochs first, the best promoted
+    probe_every_s: float = PROBE_INTERVAL_S  # screen at the device's speed probed this often; 0: never
 
     def __post_init__(self) -> None:
         for name in ("trials", "workers", "epochs"):
@@ -65,6 +67,15 @@ class SearchSettings:
             raise ConfigError(
                 f"--stale-after-s must be at least {2 * self.heartbeat_s:g} s (two heartbeats), "
                 f"got {self.stale_after_s}"
+            )
+        if not (
+            isinstance(self.probe_every_s, int | float)
+            and not isinstance(self.probe_every_s, bool)
+            and math.isfinite(self.probe_every_s)
+            and self.probe_every_s >= 0
+        ):
+            raise ConfigError(
+                f"--probe-every-s must be seconds >= 0 (0: never probe), got {self.probe_every_s!r}"
             )
         if self.chunk_ms is not None and not (
             isinstance(self.chunk_ms, int | float)
@@ -141,6 +152,7 @@ class SearchSummary:
     allocation_seconds: float = 0.0
     driver_seconds: float = 0.0  # the driver loop's own time: all but waiting on workers
     partial_fidelity: int = 0  # fine-tuned for the screening epochs only, not promoted (not on fronts)
+    speed: SpeedLog = field(default_factory=SpeedLog)  # the device's speed probes while screening
 
 
 Status = Callable[[SearchProgress], None]

@@ -278,17 +278,13 @@ def _predict_now(
 ) -> PredictedNow | None:
     """The shipped recipe predicted with a speed probe taken now; None unless the study's device
     profile is this machine's and holds a probe (a kit-imported device cannot be probed from here)."""
-    from paretone.hw_models import DeviceProfile, LatencyModel, probe_speed, profile_path
+    from paretone.hw_models import DeviceProfile, LatencyModel, probe_speed, profile_path, unprobeable_reason
 
     path = profile_path(settings.profile_dir, selection.info.device)
     if not path.is_file():
         return None
     profile = DeviceProfile.load(path)
-    try:
-        profile.check_same_device(fingerprint(profile.threads), "this machine")
-    except ConfigError:
-        return None
-    if not profile.probe:
+    if unprobeable_reason(profile) is not None:
         return None
     speed = probe_speed(profile, path.parent)
     kernels = recipe.kernels(teacher_config, chunk_samples=selection.info.chunk_samples)

@@ -257,3 +257,15 @@ def test_a_missing_anchor_file_is_refused_with_how_to_fix_it(profile_dir, tmp_pa
     (copy / "probe" / f"anchor-{profile.anchors[0].name}.onnx").unlink()
     with pytest.raises(ConfigError, match="anchor model is missing; re-run `paretone calibrate"):
         probe_speed(profile, copy)
+
+
+def test_a_search_watches_the_speed_of_a_device_calibrated_here_and_only_here(profile_dir):
+    from paretone.search import SpeedWatch
+
+    profile = DeviceProfile.load(profile_path(profile_dir, "here"))
+    probe = SpeedWatch.of_profile(profile, profile_dir / "here").current()  # timed for real
+    assert probe is not None and set(probe.factors) == {s.group for s in profile.probe}
+    assert 0.3 < probe.overall < 3 and 0 < probe.seconds < 30
+    elsewhere = dataclasses.replace(profile, fingerprint={**profile.fingerprint, "cpu": "another CPU"})
+    watch = SpeedWatch.of_profile(elsewhere, profile_dir / "here")
+    assert watch.current() is None and "is not this machine" in watch.log().not_probed

@@ -69,7 +69,7 @@ def test_a_profile_without_a_probe_says_how_to_record_one(setting, tmp_path):
         probe_speed(profile, tmp_path)
 
 
-def test_the_cost_model_predicts_at_the_speed_it_is_given_and_records_it(setting):
+def test_the_cost_model_predicts_at_both_speeds_and_keeps_the_calibrated_one_as_the_scale(setting):
     from paretone.compress import Recipe
     from paretone.hw_models import MemoryModel
     from paretone.search._costs import CostModel
@@ -81,13 +81,19 @@ def test_the_cost_model_predicts_at_the_speed_it_is_given_and_records_it(setting
     slower = CostModel(
         teacher.config, latency=latency, memory=memory, device="known", speed=_probe(profile, lambda g: 1.5)
     )
-    assert slower.teacher_latency_ms == pytest.approx(1.5 * calibrated.teacher_latency_ms, rel=1e-6)
+    assert slower.teacher_latency_ms == calibrated.teacher_latency_ms  # what a budget resolves against
+    assert slower.teacher_now_ms == pytest.approx(1.5 * calibrated.teacher_latency_ms, rel=1e-6)
     recipe = Recipe.from_dict(student.recipe.to_dict())
     now, then = slower.cost(recipe).predicted, calibrated.cost(recipe).predicted
     assert now.speed_factor == pytest.approx(1.5) and then.speed_factor is None
-    assert now.latency_ms == pytest.approx(1.5 * then.latency_ms, rel=1e-6)
-    low, high = now.latency_interval_ms
-    assert low < now.latency_ms < high
+    assert now.latency_ms == then.latency_ms and then.latency_now_ms is None
+    assert now.screened_latency_ms == now.latency_now_ms == pytest.approx(1.5 * then.latency_ms, rel=1e-6)
+    assert then.screened_latency_ms == then.latency_ms
+    low, high = now.latency_interval_ms  # around what the budget is checked against
+    assert low < now.latency_now_ms < high and not low < then.latency_ms < high
+    slower.set_speed(None)
+    assert slower.teacher_now_ms == calibrated.teacher_latency_ms
+    assert slower.cost(recipe).predicted == then
 
 
 def _timed(pass_ms: list[float], pass_at_s: list[float]) -> LatencyMeasurement:

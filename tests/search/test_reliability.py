@@ -117,6 +117,10 @@ def test_driver_killed_mid_study_resumes_to_exactly_the_requested_trials(
 
     resumed = run_cli(*args, "--resume", cwd=tmp_path)
     assert resumed.returncode == 0, resumed.stderr
+    # a synthetic profile cannot be probed, and the summary says so rather than pretend
+    assert (
+        f"screened at the calibrated speed: device profile {DEVICE!r} holds no speed probe" in resumed.stdout
+    )
     after = {t.number: t for t in _trials(storage, "k")}
     for number, values in kept.items():
         assert after[number].values == values  # finished trials kept as they were

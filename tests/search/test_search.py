@@ -15,7 +15,8 @@ import optuna
 import pytest
 from optuna.trial import TrialState
 
-from paretone.search import Budget, Driver, candidates, load_study, make_storage
+from paretone.hw_models import SpeedProbe, group_of
+from paretone.search import Budget, Driver, SpeedWatch, candidates, load_study, make_storage
 from tests.conftest import SYNTHETIC as DEVICE
 from tests.helpers import invoke_cli, make_driver
 
@@ -43,8 +44,12 @@ def _trials(storage: str, study: str) -> list[optuna.trial.FrozenTrial]:
 def test_search_fine_tunes_feasible_and_tells_infeasible_cheaply(
     teacher, profile, tmp_path, monkeypatch, local_ray
 ):
-    driver = _driver(teacher, profile, tmp_path, trials=6, budget=Budget(latency_fraction=0.5))
+    groups = {group_of(m.kernel) for m in profile[0].kernels.values()}
+    as_calibrated = SpeedProbe(dict.fromkeys(groups, 1.0), dict.fromkeys(groups, 0.0), 0.25)
+    speed = SpeedWatch(probe=lambda: as_calibrated, interval_s=1e-6)  # probes before every batch
+    driver = _driver(teacher, profile, tmp_path, trials=6, budget=Budget(latency_fraction=0.5), speed=speed)
     summary = driver.run()
+    assert summary.speed.probes > 2 and summary.speed.seconds == 0.25 * summary.speed.probes
     trials = _trials(driver.settings.storage, "s")
     assert summary.fine_tuned == 6 and len(trials) == 6 + summary.screened  # screening is not counted
     assert all(t.state == TrialState.COMPLETE for t in trials)
@@ -131,6 +136,7 @@ def test_cli_refuses_bad_budgets_and_studies_in_one_line(teacher, profile, tmp_p
     for args, needle in [
         (("--latency-budget-ms", "-3"), "must be a positive number"),
         (("--latency-budget-ms", "0.000001"), "unreachable"),
+        (("--probe-every-s", "-1"), "--probe-every-s must be seconds >= 0"),
         (("--study", "missing", "--resume"), "nothing to resume"),
         (("--device", "phone"), "device 'phone' has no profile"),
     ]:
