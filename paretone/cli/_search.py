@@ -151,7 +151,14 @@ def read_config(path: Path) -> tuple[dict[str, Any], dict[str, Any]]:
 def search(config_path: Path | None, resume: bool, **flags: Any) -> None:
     """Search compressions of a teacher for the most accurate models within a latency budget."""
     from paretone import api
-    from paretone.search import Budget, Fidelity, SearchProgress, SearchSettings, default_storage
+    from paretone.search import (
+        PROBE_INTERVAL_S,
+        Budget,
+        Fidelity,
+        SearchProgress,
+        SearchSettings,
+        default_storage,
+    )
 
     file_search, file_space = read_config(config_path) if config_path else ({}, {})
     merged = {**file_search, **{k: v for k, v in flags.items() if v is not None}}
@@ -174,6 +181,7 @@ def search(config_path: Path | None, resume: bool, **flags: Any) -> None:
         ),
         chunk_ms=merged.get("chunk_ms"),
         gpus_per_worker=merged.get("gpus_per_worker", 0.0),
+        probe_every_s=merged.get("probe_every_s", PROBE_INTERVAL_S),
         fidelity=Fidelity(
             screen_epochs=merged.get("screen_epochs", 0),
             promote_fraction=merged.get("promote_fraction", 1 / 3),

@@ -114,6 +114,7 @@ class SearchSettings:
             *([f"--chunk-ms {self.chunk_ms:g}"] if self.chunk_ms is not None else []),
             *([f"--gpus-per-worker {self.gpus_per_worker:g}"] if self.gpus_per_worker else []),
             *self.fidelity.flags(),
+            *([f"--probe-every-s {self.probe_every_s:g}"] if self.probe_every_s != PROBE_INTERVAL_S else []),
             "--resume",
         ]
         return " ".join(parts)

@@ -412,7 +412,7 @@ def test_the_resume_hint_is_a_command_that_runs_as_printed(tmp_path):
     settings = SearchSettings(
         teacher=tmp_path / "t", study="kws", storage=f"sqlite:///{tmp_path / 'k.db'}", trials=30,
         budget=Budget(latency_fraction=0.25, size_mb=0.5), gpus_per_worker=0.5,
-        fidelity=Fidelity(screen_epochs=1, promote_fraction=0.25),
+        fidelity=Fidelity(screen_epochs=1, promote_fraction=0.25), probe_every_s=0,
     )  # fmt: skip
     words = shlex.split(settings.resume_hint())
     assert words[:2] == ["paretone", "search"]
@@ -421,4 +421,5 @@ def test_the_resume_hint_is_a_command_that_runs_as_printed(tmp_path):
     assert (parsed["latency_budget_fraction"], parsed["size_budget_mb"], parsed["trials"]) == (0.25, 0.5, 30)
     assert parsed["gpus_per_worker"] == 0.5  # a GPU search resumes on its GPUs
     assert (parsed["screen_epochs"], parsed["promote_fraction"]) == (1, 0.25)  # and screens as it did
+    assert parsed["probe_every_s"] == 0  # at the calibrated speed, as asked
     assert Path(parsed["teacher"]) == settings.teacher
