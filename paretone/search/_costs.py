@@ -36,7 +36,8 @@ class Cost:
 
 
 class CostModel:
-    """Predicted costs of recipes over one teacher on one device (thread-safe for reading).
+    """Predicted costs of recipes over one teacher on one device (thread-safe for reading; the
+    driver alone calls ``set_speed``).
 
     Every cost is predicted twice when the device was probed: at the calibration's speed (the
     study's one scale, so trials screened in different speed states rank alike) and at the speed
