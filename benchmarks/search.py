@@ -171,10 +171,12 @@ def _run(
     )
     tuned_seconds = sum(fine_tune_seconds(t) for t in done)
     told = len(trials)
+    # the uniform rule's candidates are enqueued, not warm starts: the driver counts them as sampled
+    origins = {"uniform rule": summary.front} if method.uniform_rule else summary.front_origins
     console.print(
         f"{settings.study}: {summary.fine_tuned} fine-tuned ({summary.partial_fidelity} screening only), "
         f"{summary.screened} screened, "
-        f"front {summary.front} {summary.front_origins}, best {summary.best_score}, {wall:.0f} s"
+        f"front {summary.front} {origins}, best {summary.best_score}, {wall:.0f} s"
     )
     return {
         "study": settings.study,
@@ -185,7 +187,7 @@ def _run(
         "screening_only": summary.partial_fidelity,
         "screened": summary.screened,
         "failed": summary.failed,
-        "front_origins": {"uniform rule": summary.front} if method.uniform_rule else summary.front_origins,
+        "front_origins": origins,
         "wall_seconds": wall,
         "fine_tune_seconds": tuned_seconds,
         "trials_per_hour": 3600 * summary.fine_tuned / wall,
