@@ -18,6 +18,11 @@ from paretone.search._workers import TRIAL_MEMORY_BYTES
 from paretone.spaces import SpaceConfig
 
 
+def _is_number(value: object) -> bool:
+    """A finite int or float, and not a bool (a config file's ``true`` is no number of seconds)."""
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+
+
 @dataclass(frozen=True)
 class SearchSettings:
     teacher: Path
@@ -53,12 +58,7 @@ class SearchSettings:
                 raise ConfigError(f"--{name} must be a whole number >= 1, got {value!r}")
         if not (math.isfinite(self.worker_memory_mb) and self.worker_memory_mb > 0):
             raise ConfigError(f"--worker-memory-mb must be a positive number, got {self.worker_memory_mb}")
-        if not (
-            isinstance(self.gpus_per_worker, int | float)
-            and not isinstance(self.gpus_per_worker, bool)
-            and math.isfinite(self.gpus_per_worker)
-            and self.gpus_per_worker >= 0
-        ):
+        if not (_is_number(self.gpus_per_worker) and self.gpus_per_worker >= 0):
             raise ConfigError(
                 "--gpus-per-worker must be a number >= 0 (a fraction shares a GPU), "
                 f"got {self.gpus_per_worker!r}"
@@ -68,20 +68,11 @@ class SearchSettings:
                 f"--stale-after-s must be at least {2 * self.heartbeat_s:g} s (two heartbeats), "
                 f"got {self.stale_after_s}"
             )
-        if not (
-            isinstance(self.probe_every_s, int | float)
-            and not isinstance(self.probe_every_s, bool)
-            and math.isfinite(self.probe_every_s)
-            and self.probe_every_s >= 0
-        ):
+        if not (_is_number(self.probe_every_s) and self.probe_every_s >= 0):
             raise ConfigError(
                 f"--probe-every-s must be seconds >= 0 (0: never probe), got {self.probe_every_s!r}"
             )
-        if self.chunk_ms is not None and not (
-            isinstance(self.chunk_ms, int | float)
-            and not isinstance(self.chunk_ms, bool)
-            and 5 <= self.chunk_ms <= 1000
-        ):
+        if self.chunk_ms is not None and not (_is_number(self.chunk_ms) and 5 <= self.chunk_ms <= 1000):
             raise ConfigError(f"--chunk-ms must be between 5 and 1000 ms, got {self.chunk_ms!r}")
         if self.sampler not in SAMPLERS:
             raise ConfigError(f"sampler {self.sampler!r}: use one of {', '.join(SAMPLERS)}")

@@ -348,6 +348,10 @@ CASES: dict[str, dict[str, tuple[Case, str]]] = {
             lambda tmp, t, p: [*_search(t, p), "--gpus-per-worker", "-1"],
             "--gpus-per-worker must be a number >= 0",
         ),
+        "a speed probe interval that is no number of seconds": (
+            lambda tmp, t, p: [*_search(t, p), "--probe-every-s", "nan"],
+            "--probe-every-s must be seconds >= 0 (0: never probe), got nan",
+        ),
         NO_GPU_CASE: (  # refused before calibration or a Ray starts, not left pending
             lambda tmp, t, p: [
                 *_search(t, p),
