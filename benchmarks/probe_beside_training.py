@@ -35,8 +35,15 @@ from paretone._io import write_json
 from paretone._version import __version__
 from paretone.compress import Recipe, teacher_logits
 from paretone.evaluators import load_context
-from paretone.hw_models import DeviceProfile, LatencyModel, SpeedProbe, calibrate, probe_speed, random_models
-from paretone.hw_models import profile_path as profile_file
+from paretone.hw_models import (
+    DeviceProfile,
+    LatencyModel,
+    SpeedProbe,
+    calibrate,
+    probe_speed,
+    profile_path,
+    random_models,
+)
 from paretone.search import WorkerSetup
 from paretone.search._workers import start_ray, start_worker
 
@@ -44,11 +51,12 @@ STUDENTS = 40
 BUSY_PROBES_AT_S = (8.0, 8.0)  # seconds to wait before each busy probe: past the workers' loading
 
 
-def _profile(folder: Path, teacher: Any) -> DeviceProfile:
-    path = profile_file(folder, "local")
+def _profile(profile_dir: Path, teacher: Any) -> tuple[DeviceProfile, Path]:
+    """The local profile and its folder (calibrated now if it holds no probe)."""
+    path = profile_path(profile_dir, "local")
     if not (path.is_file() and DeviceProfile.load(path).probe):
-        calibrate(device="local", profile_dir=folder, teacher=teacher, models=8, passes=2)
-    return DeviceProfile.load(path)
+        calibrate(device="local", profile_dir=profile_dir, teacher=teacher, models=8, passes=2)
+    return DeviceProfile.load(path), path.parent
 
 
 def _reading(probe: SpeedProbe) -> dict[str, Any]:
@@ -84,8 +92,7 @@ def main(argv: list[str] | None = None) -> int:
     started = time.perf_counter()
     teacher_dir = existing_teacher(args.teacher)
     context = load_context(teacher_dir)
-    profile = _profile(args.profile_dir, context.teacher)
-    folder = profile_file(args.profile_dir, "local").parent
+    profile, folder = _profile(args.profile_dir, context.teacher)
     latency = LatencyModel(profile)
     students = random_models(context.teacher, STUDENTS, seed=11, prefix="screened")
     teacher_logits(context.teacher, context.sets.train, cache_dir=context.cache_dir)  # cached: workers train

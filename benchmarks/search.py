@@ -143,7 +143,8 @@ def default_method() -> str:
     )
 
 
-def _teacher(catalog, split: str, epochs: int) -> Path:
+def bench_teacher(catalog, split: str, epochs: int) -> Path:
+    """The default AST trained ``epochs`` on ``split`` under ``ROOT`` (seed_spread.py reuses it)."""
     return trained_teacher(catalog, split, ROOT / split.replace(":", "-") / f"teacher-{epochs}ep", epochs)
 
 
@@ -242,8 +243,12 @@ def _shipped(best: optuna.trial.FrozenTrial, run: dict[str, Any], context, tmp: 
     return {"trial": best.number, "path": path, "onnx_test": context.task.score(logits, test.targets)}
 
 
-def _front_hypervolume(kept: list[optuna.trial.FrozenTrial], budget_ms: float) -> float:
-    fit = [t for t in kept if feasible(t) and full_fidelity(t)]
+def _fit(kept: list[optuna.trial.FrozenTrial]) -> list[optuna.trial.FrozenTrial]:
+    """The trials a front is made of: feasible, at full fidelity."""
+    return [t for t in kept if feasible(t) and full_fidelity(t)]
+
+
+def _front_hypervolume(fit: list[optuna.trial.FrozenTrial], budget_ms: float) -> float:
     return front_hypervolume([Candidate.from_trial(t) for t in fit], budget_ms)
 
 
@@ -255,10 +260,10 @@ def _score_split(runs: dict[str, dict[str, Any]], context, tmp: Path) -> None:
     for r in runs.values():
         kept = _within_cap(r, cap)
         r["cap_seconds"], r["trials_within_cap"] = cap, len(kept)
-        fit = [t for t in kept if feasible(t) and full_fidelity(t)]
-        r["hypervolume"] = _front_hypervolume(kept, r["budget_ms"])
+        fit = _fit(kept)
+        r["hypervolume"] = _front_hypervolume(fit, r["budget_ms"])
         r["hypervolume_anytime"] = [
-            _front_hypervolume(_within_cap(r, f * cap), r["budget_ms"]) for f in ANYTIME
+            _front_hypervolume(_fit(_within_cap(r, f * cap)), r["budget_ms"]) for f in ANYTIME
         ]
         r["hypervolume_auc"] = statistics.mean(r["hypervolume_anytime"])
         best = max(fit, key=lambda t: t.values[0], default=None)
@@ -382,7 +387,7 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory() as work:
         tmp = Path(work)
         for split in splits:
-            teacher = _teacher(catalog, split, scale.teacher_epochs)
+            teacher = bench_teacher(catalog, split, scale.teacher_epochs)
             probe = _settings(teacher, tmp, "probe", METHODS["random"], 0, 1, 1, 1)
             profile = ensure_profile(probe, device="local", profile_dir="runs/devices")
             context = load_context(teacher)
@@ -411,7 +416,7 @@ def main(argv: list[str] | None = None) -> int:
                 results.append({"split": split, "seed": seed, "runs": runs})
                 # a long run's finished (split, seed) pairs survive a crash or an interruption
                 write_json(out.with_suffix(".partial.json"), {"scale": scale_name, "results": results})
-        teacher = _teacher(catalog, splits[0], scale.teacher_epochs)
+        teacher = bench_teacher(catalog, splits[0], scale.teacher_epochs)
         throughput_trials = trials if scale_name == "quick" else 2 * trials
         for workers in (1, 2) if scale.throughput else ():
             settings = _settings(

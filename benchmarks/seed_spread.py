@@ -30,7 +30,7 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 from scipy.stats import spearmanr
-from search import BUDGET_FRACTION, _teacher  # benchmarks/, run as scripts: the search benchmark's teacher
+from search import BUDGET_FRACTION, bench_teacher  # benchmarks/, run as scripts: its teacher
 
 from paretone._io import write_json
 from paretone._version import __version__
@@ -91,7 +91,7 @@ def main(argv: list[str] | None = None) -> int:
     suffix = ("-quick" if args.quick else "") + ("" if args.epochs == 1 else f"-{args.epochs}ep")
     out = args.out or Path(f"benchmarks/results/seed-spread{suffix}.json")
     started = time.perf_counter()
-    teacher = _teacher(open_dataset(args.data, "fsdd"), SPLIT, 15)
+    teacher = bench_teacher(open_dataset(args.data, "fsdd"), SPLIT, 15)
     console = Console(width=140)
     rows = []
     with tempfile.TemporaryDirectory() as work:

@@ -17,7 +17,7 @@ from paretone.search._attrs import (
 )
 from paretone.search._budget import DEFAULT_LATENCY_FRACTION, Budget, ResolvedBudget
 from paretone.search._costs import CostModel
-from paretone.search._driver import Driver, tally
+from paretone.search._driver import Driver
 from paretone.search._fidelity import Fidelity, Screened
 from paretone.search._front import (
     Candidate,
@@ -41,6 +41,7 @@ from paretone.search._study import (
     make_storage,
     open_study,
 )
+from paretone.search._tally import tally
 from paretone.search._workers import WorkerSetup
 
 __all__ = [

@@ -74,9 +74,10 @@ class CostModel:
         """Screen at ``speed`` from now on (None: at the calibration's)."""
         if speed is self.speed:
             return
-        self.speed = speed
-        now = self.latency.predict(self._teacher_kernels, speed=speed).require_complete(self.device)
-        self.teacher_now_ms = self.teacher_latency_ms if speed is None else now.latency_ms
+        self.speed, self.teacher_now_ms = speed, self.teacher_latency_ms
+        if speed is not None:
+            now = self.latency.predict(self._teacher_kernels, speed=speed).require_complete(self.device)
+            self.teacher_now_ms = now.latency_ms
 
     def budget_now(self, budget: ResolvedBudget) -> ResolvedBudget:
         """``budget`` at the speed now: a fraction of the teacher is one of the teacher at this speed."""

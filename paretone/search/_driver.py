@@ -4,7 +4,8 @@ One driver process does every ``ask`` and ``tell`` (so SQLite is safe); Ray work
 Candidates whose predicted cost breaks the budget are never fine-tuned: the driver tells them at
 once (predicted costs, score 0, constraints violated) and Optuna's constrained samplers rank them
 by how far over budget they are. Heartbeats and stale-trial recovery are ``Liveness``'s; costs
-are ``CostModel``'s; the warm starts' order ``WarmStartQueue``'s; attributes are written through
+are ``CostModel``'s (at the speed ``SpeedWatch`` probes); the warm starts' order
+``WarmStartQueue``'s; what the trials add up to ``StudyState``'s; attributes are written through
 ``_attrs``.
 """
 
@@ -13,12 +14,11 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import time
-from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from optuna.trial import FrozenTrial, Trial, TrialState
+from optuna.trial import Trial
 
 from paretone.errors import ConfigError
 from paretone.evaluators import SensitivityTable, TeacherContext, load_context, resolve_splits
@@ -30,13 +30,9 @@ from paretone.search._attrs import (
     Predicted,
     StudyInfo,
     WarmStart,
-    fine_tuned,
-    full_fidelity,
     invalid_attrs,
-    origin,
     proposal_attrs,
     result_attrs,
-    retried,
     screen_score,
     screened_attrs,
     screening_attrs,
@@ -44,11 +40,11 @@ from paretone.search._attrs import (
 )
 from paretone.search._costs import CostModel, InvalidCandidate
 from paretone.search._fidelity import Screened
-from paretone.search._front import Candidate, pareto_candidates
 from paretone.search._liveness import Liveness
 from paretone.search._settings import SearchProgress, SearchSettings, SearchSummary, Status
 from paretone.search._speed import SpeedWatch
 from paretone.search._study import check_resumable, make_sampler, open_study
+from paretone.search._tally import StudyState, tally
 from paretone.search._warm_starts import WarmStartQueue
 from paretone.search._workers import (
     WorkerSetup,
@@ -84,20 +80,6 @@ class _Running:
 def _in_flight(running: dict[Any, _Running], ready: _Running | None) -> list[Trial]:
     """This driver's RUNNING trials: fine-tuning, and the one prepared for the next free worker."""
     return [r.trial for r in running.values()] + ([ready.trial] if ready else [])
-
-
-def tally(trials: list[FrozenTrial]) -> tuple[int, int]:
-    """(finished, screened): ``finished`` is what ``--trials`` counts, fine-tuned trials plus FAIL
-    trials not retried. Candidates ``screened`` out by their predicted cost (COMPLETE, not
-    fine-tuned) cost milliseconds and do not count, so a tight budget does not spend the count."""
-    finished = screened = 0
-    for t in trials:
-        if t.state == TrialState.COMPLETE:
-            finished += fine_tuned(t)
-            screened += not fine_tuned(t)
-        elif t.state == TrialState.FAIL:
-            finished += not retried(t)
-    return finished, screened
 
 
 class Driver:
@@ -225,16 +207,16 @@ class Driver:
 
     def _report(self, running: int) -> None:
         trials = self.study.get_trials(deepcopy=False)
-        summary = self._summarize(trials, seconds=0.0)
+        state = StudyState.of(trials)
         self.status(
             SearchProgress(
                 finished=tally(trials)[0],
                 trials=self.settings.trials,
                 running=running,
-                failed=summary.failed,
-                screened=summary.screened,
-                front=summary.front,
-                best_score=summary.best_score,
+                failed=state.failed,
+                screened=state.screened,
+                front=state.front,
+                best_score=state.best_score,
             )
         )
 
@@ -430,27 +412,19 @@ class Driver:
         return out
 
     def summary(self, seconds: float) -> SearchSummary:
-        return self._summarize(self.study.get_trials(deepcopy=False), seconds)
-
-    def _summarize(self, trials: list[FrozenTrial], seconds: float) -> SearchSummary:
-        complete = [t for t in trials if t.state == TrialState.COMPLETE]
-        pool = [Candidate.from_trial(t) for t in complete if full_fidelity(t)]
-        feasible_pool = [c for c in pool if c.feasible]
-        front = pareto_candidates(feasible_pool)
-        by_number = {t.number: t for t in complete}
-        origins = Counter(origin(by_number[member.trial]) for member in front)
+        state = StudyState.of(self.study.get_trials(deepcopy=False))
         return SearchSummary(
             study=self.settings.study,
             storage=self.settings.storage,
-            fine_tuned=sum(1 for t in complete if fine_tuned(t)),
-            partial_fidelity=sum(1 for t in complete if fine_tuned(t) and not full_fidelity(t)),
-            failed=sum(1 for t in trials if t.state == TrialState.FAIL),
-            screened=sum(1 for t in complete if not fine_tuned(t)),
-            front=len(front),
-            best_score=max((c.score for c in feasible_pool), default=None),
+            fine_tuned=state.fine_tuned,
+            partial_fidelity=state.partial_fidelity,
+            failed=state.failed,
+            screened=state.screened,
+            front=state.front,
+            best_score=state.best_score,
             budget=self.budget,
             seconds=seconds,
-            front_origins=dict(origins),
+            front_origins=state.front_origins,
             most_sensitive=() if self.sensitivity is None else tuple(describe(self.sensitivity)),
             allocations=self.warm_starts.count(ALLOCATION) if self.settings.allocate else None,
             driver_seconds=self.driver_seconds,
