@@ -412,19 +412,13 @@ class Driver:
         return out
 
     def summary(self, seconds: float) -> SearchSummary:
-        state = StudyState.of(self.study.get_trials(deepcopy=False))
+        state = StudyState.of(self.study.get_trials(deepcopy=False))  # its fields are SearchSummary's
         return SearchSummary(
             study=self.settings.study,
             storage=self.settings.storage,
-            fine_tuned=state.fine_tuned,
-            partial_fidelity=state.partial_fidelity,
-            failed=state.failed,
-            screened=state.screened,
-            front=state.front,
-            best_score=state.best_score,
+            **dataclasses.asdict(state),  # the counts, the front and its origins
             budget=self.budget,
             seconds=seconds,
-            front_origins=state.front_origins,
             most_sensitive=() if self.sensitivity is None else tuple(describe(self.sensitivity)),
             allocations=self.warm_starts.count(ALLOCATION) if self.settings.allocate else None,
             driver_seconds=self.driver_seconds,
