@@ -137,7 +137,7 @@ SCALES = {
     # the full run's splits and seeds at the medium run's trial count and length (about 70 minutes)
     "seeds": Scale(("speaker:nicolas:2", "speaker:theo:2"), (0, 1, 2), FULL_METHODS, 8, 1, 15, False),
     # the same at three times the trials, so the samplers get past their 8 startup trials (the
-    # allocations, which lost at 8 trials in every run, left out to keep it near 45 minutes)
+    # allocations, which lost at 8 trials in every run, left out; 84 minutes here)
     "seeds-long": Scale(
         ("speaker:nicolas:2", "speaker:theo:2"),
         (0, 1, 2),
