@@ -254,12 +254,12 @@ def _within_cap(run: dict[str, Any], cap_s: float) -> list[optuna.trial.FrozenTr
     return kept
 
 
-def _test_scores(run: dict[str, Any], context) -> list[tuple[float, float]]:
-    """(validation, test) metric of every fine-tuned trial (the PyTorch student, test split)."""
-    pairs = []
+def _test_scores(run: dict[str, Any], context) -> dict[int, tuple[float, float]]:
+    """By trial number, (validation, test) metric of every fine-tuned trial (the PyTorch student)."""
+    pairs = {}
     for t in run["_done"]:
         loaded, _ = load_student(Candidate.from_trial(t, study_folder(run["storage"])).student)
-        pairs.append((t.values[0], score(loaded.model, context.sets.test, context.task)))
+        pairs[t.number] = (t.values[0], score(loaded.model, context.sets.test, context.task))
     return pairs
 
 
@@ -274,14 +274,19 @@ def _shipped(best: optuna.trial.FrozenTrial, run: dict[str, Any], context, tmp: 
 
 
 def _seed_draws(
-    best: optuna.trial.FrozenTrial, run: dict[str, Any], evaluator: TrialEvaluator, seeds: int, tmp: Path
+    best: optuna.trial.FrozenTrial,
+    seed0_test: float,
+    run: dict[str, Any],
+    evaluator: TrialEvaluator,
+    seeds: int,
+    tmp: Path,
 ) -> list[float]:
-    """The best trial's test metric (PyTorch student) with its own fine-tuning seed 0 and again
-    with seeds 1..``seeds``, as many epochs: one draw per seed, so methods can be compared on means
-    rather than on single draws the seed alone moves by points."""
+    """The best trial's test metric (PyTorch student) with its own fine-tuning seed 0 (``seed0_test``,
+    scored already) and again with seeds 1..``seeds``, as many epochs: one draw per seed, so methods
+    can be compared on means rather than on single draws the seed alone moves by points."""
     candidate = Candidate.from_trial(best, study_folder(run["storage"]))
     test, task = evaluator.context.sets.test, evaluator.context.task
-    draws = [score(load_student(candidate.student)[0].model, test, task)]
+    draws = [seed0_test]
     for seed in range(1, seeds + 1):
         folder = tmp / f"{run['study']}-seed{seed}"
         evaluator.fine_tune(candidate.recipe, epochs=run["epochs"], out_dir=folder, seed=seed)
@@ -318,14 +323,13 @@ def _score_split(
         best = max(fit, key=lambda t: t.values[0], default=None)
         r["best_validation"] = best.values[0] if best else None
         pairs = _test_scores(r, context)
+        validation, test = [p[0] for p in pairs.values()], [p[1] for p in pairs.values()]
         r["validation_test_spearman"] = (
-            float(spearmanr([p[0] for p in pairs], [p[1] for p in pairs]).statistic)
-            if len(pairs) >= 3
-            else None
+            float(spearmanr(validation, test).statistic) if len(pairs) >= 3 else None
         )
         r["best"] = _shipped(best, r, context, tmp) if best else None
         if best and test_seeds:
-            r["best_test_seeds"] = _seed_draws(best, r, evaluator, test_seeds, tmp)
+            r["best_test_seeds"] = _seed_draws(best, pairs[best.number][1], r, evaluator, test_seeds, tmp)
             r["best_test_seed_mean"] = statistics.mean(r["best_test_seeds"])
         if best:
             r["best"]["predicted_ms"] = best.values[1]
@@ -472,7 +476,8 @@ def main(argv: list[str] | None = None) -> int:
             probe = _settings(teacher, tmp, "probe", METHODS["random"], 0, 1, 1, 1)
             profile = ensure_profile(probe, device="local", profile_dir="runs/devices")
             context = load_context(teacher)
-            evaluator = TrialEvaluator(teacher, data=args.data, split=split) if test_seeds else None
+            # the same decoded audio as ``context``, not decoded again
+            evaluator = TrialEvaluator(teacher, decoded=context.decoded()) if test_seeds else None
             for seed in seeds:
                 tag = f"{split.replace(':', '-')}-{seed}"
                 runs = {
