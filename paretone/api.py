@@ -144,7 +144,7 @@ def search(
     size_budget_mb: float | None = None,
     workers: int = 1,
     ray_address: str | None = None,
-    sampler: str = "nsga2",
+    sampler: str = "tpe",
     seed: int = 0,
     epochs: int = 2,
     resume: bool = False,

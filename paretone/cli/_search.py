@@ -96,7 +96,7 @@ def read_config(path: Path) -> tuple[dict[str, Any], dict[str, Any]]:
     help="journal:F.log, sqlite:///F.db, postgresql://... [journal:runs/STUDY/study.log].",
 )
 @click.option("--ray-address", default=None, help="Join an existing Ray cluster (default: local Ray).")
-@click.option("--sampler", type=click.Choice(["nsga2", "tpe", "gp", "random"]), default=None, help="[nsga2]")
+@click.option("--sampler", type=click.Choice(["nsga2", "tpe", "gp", "random"]), default=None, help="[tpe]")
 @click.option("--seed", type=int, default=None, help="Sampler seed [default: 0].")
 @click.option("--epochs", type=int, default=None, help="Fine-tuning epochs per trial [default: 2].")
 @click.option("--device", default=None, help="Device profile [default: local, calibrated if missing].")

@@ -47,7 +47,7 @@ TRIAL_RETRIED = "retried"
 TRIAL_RETRY_OF = "retry_of"
 TRIAL_WARM_START = "warm_start"
 TRIAL_WARM_START_INDEX = "warm_start_index"
-TRIAL_WARM_START_ORIGIN = "warm_start_origin"  # UNIFORM or ALLOCATION
+TRIAL_WARM_START_ORIGIN = "warm_start_origin"  # UNIFORM, LADDER or ALLOCATION
 TRIAL_INVALID = "invalid"  # why a sampled point could not be built (told as infeasible)
 TRIAL_FIDELITY_EPOCHS = "fidelity_epochs"  # epochs behind the told score (below TRIAL_EPOCHS: screening only)
 TRIAL_SCREEN_SCORE = "screen_score"  # the validation metric after the screening epochs (multi-fidelity)
@@ -55,7 +55,7 @@ TRIAL_SCREEN_SECONDS = "screen_seconds"  # the screening stage's fine-tuning tim
 OLD_TRIAL_ARTIFACTS = "artifacts"  # paretone 0.1.0: a path relative to the working directory
 
 LATENCY, PEAK = "latency_ms", "peak_bytes"
-UNIFORM, ALLOCATION, SAMPLER = "uniform", "allocation", "sampler"  # where a trial's point came from
+UNIFORM, LADDER, ALLOCATION, SAMPLER = "uniform", "ladder", "allocation", "sampler"  # where a point came from
 DIRECTIONS = ("maximize", "minimize", "minimize")
 
 
@@ -150,7 +150,8 @@ def _read_path(value: str, folder: Path | None) -> Path:
 
 @dataclass(frozen=True)
 class WarmStart:
-    """A point the study begins with, and what chose it (``UNIFORM`` rule or ``ALLOCATION``)."""
+    """A point the study begins with, and what chose it (``UNIFORM`` rule at the budget, the rule's
+    ``LADDER`` below it, or ``ALLOCATION``)."""
 
     params: dict[str, Any]
     origin: str = UNIFORM
@@ -349,7 +350,7 @@ def warm_start_attrs(index: int, origin: str) -> dict[str, Any]:
 
 
 def origin(trial: FrozenTrial) -> str:
-    """``UNIFORM`` or ``ALLOCATION`` for a warm start (or its retry), else ``SAMPLER``."""
+    """``UNIFORM``, ``LADDER`` or ``ALLOCATION`` for a warm start (or its retry), else ``SAMPLER``."""
     if not trial.user_attrs.get(TRIAL_WARM_START):
         return SAMPLER
     return str(trial.user_attrs.get(TRIAL_WARM_START_ORIGIN, UNIFORM))

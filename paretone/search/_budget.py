@@ -10,6 +10,7 @@ machine's slow and fast phases move both sides alike. Studies store both forms.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import asdict, dataclass
 from typing import Any
@@ -121,6 +122,18 @@ class ResolvedBudget:
         """This budget with its fraction resolved against ``teacher_latency_ms`` instead (the teacher
         predicted at the device's speed now); an absolute budget stays as it is."""
         return ResolvedBudget(self.given, self.limit_beside(teacher_latency_ms), teacher_latency_ms)
+
+    def scaled(self, share: float) -> ResolvedBudget:
+        """This budget with its latency limit at ``share`` (0 < share <= 1) of itself, memory and file
+        size unchanged; a fraction stays a fraction, so ``beside_teacher`` keeps the share."""
+        if not 0 < share <= 1:
+            raise ValueError(f"share must be in (0, 1], got {share}")
+        given = self.given
+        if given.fraction is None:
+            given = dataclasses.replace(given, latency_ms=given.latency_ms * share)  # type: ignore[operator]
+        else:
+            given = dataclasses.replace(given, latency_fraction=given.fraction * share)
+        return ResolvedBudget(given, self.latency_ms * share, self.teacher_latency_ms)
 
     def describe(self) -> str:
         fraction = self.given.fraction

@@ -3,11 +3,14 @@
 Latency and memory come from the device profile's predictors over the candidate's kernels (no
 export). A candidate predicted over budget is never fine-tuned; a budget no candidate of the space
 can meet is refused before the search starts; and a new study begins with the largest uniform
-candidates that fit, because drawn at random almost every candidate breaks a tight budget.
+candidates that fit, because drawn at random almost every candidate breaks a tight budget, then
+with the uniform rule's best at a ladder of lower latencies, because a front is a trade-off and a
+rule applied at the budget alone leaves everything faster unexplored.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -15,11 +18,12 @@ from paretone.compress import RUNTIME_FORMATS, TEACHER, Recipe, UniformSetting
 from paretone.errors import ConfigError
 from paretone.hw_models import LatencyModel, MemoryModel, SpeedProbe
 from paretone.models import Kernel
-from paretone.search._attrs import Predicted
+from paretone.search._attrs import LADDER, UNIFORM, Predicted, WarmStart
 from paretone.search._budget import ResolvedBudget
 from paretone.spaces import SearchSpace
 
 WARM_STARTS = 3  # uniform candidates enqueued first: the formats that keep the most within budget
+LADDER_SHARES = (0.9, 0.8, 0.7, 0.6, 0.5)  # of the latency budget: where the ladder's rungs stand
 KEEP_LEVELS = tuple(1 - i / 16 for i in range(16))  # kept fractions the uniform rule tries, largest first
 FORMAT_NAMES = tuple(dict.fromkeys(f.name for f in RUNTIME_FORMATS))  # every format, table order
 
@@ -156,27 +160,45 @@ class CostModel:
         """The uniform rule at its strongest, as a careful user would apply it by hand: for every
         format and every front-end choice, the largest kept fraction that fits; most kept first
         (then table order, finest front-end first), duplicates dropped."""
-        found = []
+        return self.uniform_rules(space, [budget])[0]
+
+    def uniform_rules(
+        self, space: SearchSpace, budgets: Sequence[ResolvedBudget]
+    ) -> list[list[dict[str, Any]]]:
+        """``uniform_rule`` at each of ``budgets``, every candidate's cost predicted once."""
+        found: list[list[tuple]] = [[] for _ in budgets]
+        now = [self.budget_now(b) for b in budgets]
         for order, fmt in enumerate(FORMAT_NAMES):
             for rank, front_end in enumerate(space.front_end_options()):
+                waiting = set(range(len(budgets)))  # budgets still without a fitting kept fraction
                 for keep in KEEP_LEVELS:
                     params = space.uniform(UniformSetting(keep, fmt, front_end))
                     try:
-                        if self.fits(space.recipe(params), budget):
-                            found.append((-keep, order, rank, params))
-                            break
+                        p = self.cost(space.recipe(params)).predicted
                     except InvalidCandidate:
                         continue
-        unique: list[dict[str, Any]] = []
-        for *_, params in sorted(found, key=lambda f: f[:3]):
-            if params not in unique:
-                unique.append(params)
-        return unique
+                    fitting = {
+                        i for i in waiting if now[i].fits(p.screened_latency_ms, p.peak_bytes, p.model_bytes)
+                    }
+                    for i in fitting:
+                        found[i].append((-keep, order, rank, params))
+                    waiting -= fitting
+                    if not waiting:
+                        break
+        rules = []
+        for rows in found:
+            unique: list[dict[str, Any]] = []
+            for *_, params in sorted(rows, key=lambda f: f[:3]):
+                if params not in unique:
+                    unique.append(params)
+            rules.append(unique)
+        return rules
 
-    def warm_starts(self, space: SearchSpace, budget: ResolvedBudget) -> list[dict[str, Any]]:
+    def warm_starts(self, space: SearchSpace, budget: ResolvedBudget) -> list[WarmStart]:
         """The ``WARM_STARTS`` formats whose largest fitting uniform candidate keeps the most
         (predictions only: milliseconds), most kept first; each new student the space offers comes
-        right after the first, in its first format (table order: float first) that fits."""
+        right after the first, in its first format (table order: float first) that fits; then the
+        ladder (``ladder``)."""
         found = []
         for order, fmt in enumerate(FORMAT_NAMES):
             fitting = self.largest_fitting(space, budget, fmt)
@@ -193,4 +215,20 @@ class CostModel:
             first = next((f for f in fitting if f is not None), None)
             if first is not None:
                 students.append(first[1])
-        return starts[:1] + students + starts[1:]
+        uniform = starts[:1] + students + starts[1:]
+        rungs = self.ladder(space, budget, taken=uniform)
+        return [WarmStart(p, UNIFORM) for p in uniform] + [WarmStart(p, LADDER) for p in rungs]
+
+    def ladder(
+        self, space: SearchSpace, budget: ResolvedBudget, *, taken: Sequence[dict[str, Any]] = ()
+    ) -> list[dict[str, Any]]:
+        """At each of ``LADDER_SHARES`` of the latency budget, fastest last, the uniform rule's
+        strongest candidate there (``uniform_rule``'s first) not in ``taken`` nor on a rung above;
+        none where nothing in the space fits. The rungs spread the first fine-tuned trials over the
+        latencies below the budget, where a rule applied at the budget never looks."""
+        rungs: list[dict[str, Any]] = []
+        for rule in self.uniform_rules(space, [budget.scaled(share) for share in LADDER_SHARES]):
+            first = next((p for p in rule if p not in taken and p not in rungs), None)
+            if first is not None:
+                rungs.append(first)
+        return rungs

@@ -158,8 +158,7 @@ class Driver:
     def _stamp_or_check_study(self) -> None:
         ours = self.info()
         if not self.settings.resume:
-            uniform = self.costs.warm_starts(self.space, self.budget) if self.settings.warm_start else []
-            starts = [WarmStart(params) for params in uniform]
+            starts = self.costs.warm_starts(self.space, self.budget) if self.settings.warm_start else []
             if self.settings.allocate:  # after the strongest uniform candidate, before the others
                 starts[1:1] = [WarmStart(params, ALLOCATION) for params in self._allocations()]
             info = dataclasses.replace(ours, warm_starts=tuple(starts))

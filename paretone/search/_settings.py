@@ -32,7 +32,7 @@ class SearchSettings:
     budget: Budget = field(default_factory=Budget)
     workers: int = 1
     ray_address: str | None = None
-    sampler: str = "nsga2"
+    sampler: str = "tpe"  # multivariate TPE after the warm starts: benchmarks/search.py, seeds-long
     seed: int = 0
     resume: bool = False
     data: Path | None = None
@@ -42,7 +42,7 @@ class SearchSettings:
     runs_dir: Path = Path("runs")
     heartbeat_s: float = 5.0
     stale_after_s: float = 60.0
-    warm_start: bool = True  # begin with the largest uniform candidates that fit the budget
+    warm_start: bool = True  # begin with the largest uniform candidates that fit, then their ladder below
     allocate: bool = False  # and with integer-program allocations from the teacher's measured sensitivity
     worker_memory_mb: float = TRIAL_MEMORY_BYTES / 2**20  # declared to Ray, enforced per worker
     gpus_per_worker: float = 0.0  # declared to Ray; above 0 workers fine-tune on CUDA

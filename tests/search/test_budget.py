@@ -65,3 +65,16 @@ def test_the_stored_form_round_trips_and_old_studies_still_read():
 def test_the_flags_give_the_same_budget_again():
     budget = Budget(latency_fraction=0.25, memory_mb=8.0)
     assert budget.flags() == ["--latency-budget-fraction 0.25", "--memory-budget-mb 8"]
+
+
+def test_a_scaled_budget_keeps_its_kind_and_only_the_latency_shrinks():
+    fraction = Budget(latency_fraction=0.25, memory_mb=2.0).resolve(4.0).scaled(0.8)
+    assert fraction.latency_ms == pytest.approx(0.8) and fraction.given.latency_fraction == pytest.approx(0.2)
+    assert fraction.beside_teacher(8.0).latency_ms == pytest.approx(1.6)  # still a share of the teacher
+    assert fraction.memory_mb == 2.0  # memory and size are not laddered
+    absolute = Budget(latency_ms=1.5).resolve(4.0).scaled(0.5)
+    assert (absolute.latency_ms, absolute.given.latency_ms, absolute.limit_beside(8.0)) == (0.75, 0.75, 0.75)
+    assert Budget().resolve(4.0).scaled(0.5).latency_ms == 1.5  # the default fraction, halved
+    for share in (0.0, 1.5, -0.2):
+        with pytest.raises(ValueError, match="share must be in"):
+            fraction.scaled(share)

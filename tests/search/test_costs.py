@@ -6,7 +6,8 @@ from paretone.compress import UniformSetting
 from paretone.evaluators import load_context
 from paretone.hw_models import LatencyModel, MemoryModel
 from paretone.search import Budget
-from paretone.search._costs import FORMAT_NAMES, KEEP_LEVELS, CostModel, InvalidCandidate
+from paretone.search._attrs import LADDER, UNIFORM
+from paretone.search._costs import FORMAT_NAMES, KEEP_LEVELS, LADDER_SHARES, CostModel, InvalidCandidate
 from paretone.spaces import SearchSpace
 from tests.helpers import synthetic_profile
 
@@ -41,4 +42,36 @@ def test_uniform_rule_is_the_largest_fitting_keep_for_every_format_and_front_end
     order = [keeps[str(sorted(p.items()))] for p in rule]
     assert order == sorted(order, reverse=True)  # most kept first
     assert min(order) < 1.0  # at half the teacher's latency some formats must prune
-    assert costs.warm_starts(space, budget)[0] == rule[0]  # the first warm start is the rule's best
+    assert costs.warm_starts(space, budget)[0].params == rule[0]  # the first warm start is the rule's best
+
+
+def test_the_ladder_spreads_the_rules_strongest_candidates_below_the_budget(tiny_teacher, tmp_path):
+    teacher = load_context(tiny_teacher).teacher
+    space = SearchSpace.build(teacher.structure(), teacher=teacher.config)
+    profile = synthetic_profile(teacher, tmp_path, "ladder", ns_per_mac=1.0)
+    costs = CostModel(
+        teacher.config, latency=LatencyModel(profile), memory=MemoryModel(profile), device="ladder"
+    )
+    budget = Budget(latency_fraction=0.5).resolve(costs.teacher_latency_ms)
+    starts = costs.warm_starts(space, budget)
+    uniform = [s.params for s in starts if s.origin == UNIFORM]
+    rungs = [s.params for s in starts if s.origin == LADDER]
+    assert [s.origin for s in starts] == [UNIFORM] * len(uniform) + [LADDER] * len(rungs)  # rule, then ladder
+    assert rungs == costs.ladder(space, budget, taken=uniform) and len(rungs) >= 3
+    params = uniform + rungs
+    assert len({str(sorted(p.items())) for p in params}) == len(params)  # no candidate twice
+
+    def latency(p) -> float:
+        return costs.cost(space.recipe(p)).predicted.latency_ms
+
+    assert all(latency(p) <= budget.latency_ms for p in rungs)
+    assert min(latency(p) for p in rungs) <= 0.6 * budget.latency_ms  # the rungs reach far below the budget
+    assert min(latency(p) for p in rungs) < min(latency(p) for p in uniform)
+    # each rung is the rule's first candidate at its share of the budget that no earlier start took
+    rules = costs.uniform_rules(space, [budget.scaled(s) for s in LADDER_SHARES])
+    assert rules[0] == costs.uniform_rule(space, budget.scaled(LADDER_SHARES[0]))  # batched = one at a time
+    expected: list[dict] = []
+    for rule in rules:
+        first = next((p for p in rule if p not in uniform and p not in expected), None)
+        expected += [first] if first is not None else []
+    assert rungs == expected
