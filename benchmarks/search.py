@@ -114,7 +114,7 @@ METHODS = {
     "nsga2+fidelity": Method("nsga2", fidelity=Fidelity(screen_epochs=1), trials_factor=2),
 }
 SIMPLE = ("uniform", "nsga2-plain", "random")  # the rules the default must beat
-QUICK_METHODS = ("uniform", "random", "nsga2-plain", "nsga2", "nsga2+alloc")
+QUICK_METHODS = ("uniform", "random", "nsga2-plain", "tpe", "tpe+alloc")  # simple rules, the default
 LONG_METHODS = ("uniform", "random", "nsga2-plain", "nsga2", "tpe")
 FULL_METHODS = tuple(name for name in METHODS if name != "nsga2+fidelity")  # screening needs > 1 epoch
 

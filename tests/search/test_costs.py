@@ -2,24 +2,32 @@
 
 from __future__ import annotations
 
+import pytest
+
 from paretone.compress import UniformSetting
 from paretone.evaluators import load_context
 from paretone.hw_models import LatencyModel, MemoryModel
-from paretone.search import Budget
+from paretone.search import Budget, ResolvedBudget
 from paretone.search._attrs import LADDER, UNIFORM
 from paretone.search._costs import FORMAT_NAMES, KEEP_LEVELS, LADDER_SHARES, CostModel, InvalidCandidate
 from paretone.spaces import SearchSpace
 from tests.helpers import synthetic_profile
 
 
-def test_uniform_rule_is_the_largest_fitting_keep_for_every_format_and_front_end(tiny_teacher, tmp_path):
+@pytest.fixture
+def rule_setting(tiny_teacher, tmp_path) -> tuple[SearchSpace, CostModel, ResolvedBudget]:
+    """The tiny teacher's space, its costs on a device where latency follows MACs, half its latency."""
     teacher = load_context(tiny_teacher).teacher
     space = SearchSpace.build(teacher.structure(), teacher=teacher.config)
     profile = synthetic_profile(teacher, tmp_path, "rule", ns_per_mac=1.0)
     costs = CostModel(
         teacher.config, latency=LatencyModel(profile), memory=MemoryModel(profile), device="rule"
     )
-    budget = Budget(latency_fraction=0.5).resolve(costs.teacher_latency_ms)
+    return space, costs, Budget(latency_fraction=0.5).resolve(costs.teacher_latency_ms)
+
+
+def test_uniform_rule_is_the_largest_fitting_keep_for_every_format_and_front_end(rule_setting):
+    space, costs, budget = rule_setting
     rule = costs.uniform_rule(space, budget)
 
     def fits(params) -> bool:
@@ -45,14 +53,8 @@ def test_uniform_rule_is_the_largest_fitting_keep_for_every_format_and_front_end
     assert costs.warm_starts(space, budget)[0].params == rule[0]  # the first warm start is the rule's best
 
 
-def test_the_ladder_spreads_the_rules_strongest_candidates_below_the_budget(tiny_teacher, tmp_path):
-    teacher = load_context(tiny_teacher).teacher
-    space = SearchSpace.build(teacher.structure(), teacher=teacher.config)
-    profile = synthetic_profile(teacher, tmp_path, "ladder", ns_per_mac=1.0)
-    costs = CostModel(
-        teacher.config, latency=LatencyModel(profile), memory=MemoryModel(profile), device="ladder"
-    )
-    budget = Budget(latency_fraction=0.5).resolve(costs.teacher_latency_ms)
+def test_the_ladder_spreads_the_rules_strongest_candidates_below_the_budget(rule_setting):
+    space, costs, budget = rule_setting
     starts = costs.warm_starts(space, budget)
     uniform = [s.params for s in starts if s.origin == UNIFORM]
     rungs = [s.params for s in starts if s.origin == LADDER]
