@@ -10,7 +10,7 @@ rule applied at the budget alone leaves everything faster unexplored.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -166,7 +166,14 @@ class CostModel:
         self, space: SearchSpace, budgets: Sequence[ResolvedBudget]
     ) -> list[list[dict[str, Any]]]:
         """``uniform_rule`` at each of ``budgets``, every candidate's cost predicted once."""
-        found: list[list[tuple]] = [[] for _ in budgets]
+        return [_unique(params for *_, params in rows) for rows in self._fitting_rows(space, budgets)]
+
+    def _fitting_rows(
+        self, space: SearchSpace, budgets: Sequence[ResolvedBudget]
+    ) -> list[list[tuple[float, int, int, dict[str, Any]]]]:
+        """Per budget, (-kept fraction, format's table order, front-end rank, parameters) of the
+        largest fitting uniform candidate of every format and front-end choice, most kept first."""
+        found: list[list[tuple[float, int, int, dict[str, Any]]]] = [[] for _ in budgets]
         now = [self.budget_now(b) for b in budgets]
         for order, fmt in enumerate(FORMAT_NAMES):
             for rank, front_end in enumerate(space.front_end_options()):
@@ -185,30 +192,18 @@ class CostModel:
                     waiting -= fitting
                     if not waiting:
                         break
-        rules = []
-        for rows in found:
-            unique: list[dict[str, Any]] = []
-            for *_, params in sorted(rows, key=lambda f: f[:3]):
-                if params not in unique:
-                    unique.append(params)
-            rules.append(unique)
-        return rules
+        return [sorted(rows, key=lambda f: f[:3]) for rows in found]
 
     def warm_starts(self, space: SearchSpace, budget: ResolvedBudget) -> list[WarmStart]:
         """The ``WARM_STARTS`` formats whose largest fitting uniform candidate keeps the most
         (predictions only: milliseconds), most kept first; each new student the space offers comes
         right after the first, in its first format (table order: float first) that fits; then the
-        ladder (``ladder``)."""
-        found = []
-        for order, fmt in enumerate(FORMAT_NAMES):
-            fitting = self.largest_fitting(space, budget, fmt)
-            if fitting is not None:
-                found.append((-fitting[0], order, fitting[1]))
-        starts: list[dict[str, Any]] = []
-        for _, _, params in sorted(found, key=lambda f: f[:2]):
-            if params not in starts:
-                starts.append(params)
-        starts = starts[:WARM_STARTS]
+        ladder (``ladder``). The uniform candidates are priced once for the budget and every rung."""
+        at_budget, *levels = self._fitting_rows(space, [budget, *_rung_budgets(budget)])
+        best_per_format: dict[int, dict[str, Any]] = {}
+        for _, order, _, params in at_budget:  # most kept first: a format's first row is its largest
+            best_per_format.setdefault(order, params)
+        starts = _unique(best_per_format.values())[:WARM_STARTS]
         students = []
         for arm in space.arm_names()[1:]:
             fitting = (self.largest_fitting(space, budget, fmt, arm) for fmt in FORMAT_NAMES)
@@ -216,7 +211,7 @@ class CostModel:
             if first is not None:
                 students.append(first[1])
         uniform = starts[:1] + students + starts[1:]
-        rungs = self.ladder(space, budget, taken=uniform)
+        rungs = _first_unused([_unique(p for *_, p in rows) for rows in levels], taken=uniform)
         return [WarmStart(p, UNIFORM) for p in uniform] + [WarmStart(p, LADDER) for p in rungs]
 
     def ladder(
@@ -226,9 +221,29 @@ class CostModel:
         strongest candidate there (``uniform_rule``'s first) not in ``taken`` nor on a rung above;
         none where nothing in the space fits. The rungs spread the first fine-tuned trials over the
         latencies below the budget, where a rule applied at the budget never looks."""
-        rungs: list[dict[str, Any]] = []
-        for rule in self.uniform_rules(space, [budget.scaled(share) for share in LADDER_SHARES]):
-            first = next((p for p in rule if p not in taken and p not in rungs), None)
-            if first is not None:
-                rungs.append(first)
-        return rungs
+        return _first_unused(self.uniform_rules(space, _rung_budgets(budget)), taken=taken)
+
+
+def _rung_budgets(budget: ResolvedBudget) -> list[ResolvedBudget]:
+    return [budget.scaled(share) for share in LADDER_SHARES]
+
+
+def _first_unused(
+    rules: list[list[dict[str, Any]]], *, taken: Sequence[dict[str, Any]]
+) -> list[dict[str, Any]]:
+    """Each rule's first candidate not in ``taken`` nor chosen from an earlier rule (none if all are)."""
+    chosen: list[dict[str, Any]] = []
+    for rule in rules:
+        first = next((p for p in rule if p not in taken and p not in chosen), None)
+        if first is not None:
+            chosen.append(first)
+    return chosen
+
+
+def _unique(points: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
+    """``points`` in order, each once."""
+    unique: list[dict[str, Any]] = []
+    for params in points:
+        if params not in unique:
+            unique.append(params)
+    return unique
