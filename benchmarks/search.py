@@ -10,6 +10,8 @@ FSDD splits, at equal fine-tuning CPU-seconds, budget 25% of the teacher's laten
     python benchmarks/search.py --scale throughput  # only the 1- and 2-worker runs (16 trials each)
     python benchmarks/search.py --scale throughput --storage sqlite  # the same on SQLite
     python benchmarks/search.py --scale throughput-long  # 12 trials of 25 epochs (about a minute each)
+    python benchmarks/search.py --scale seeds-long --budget-fraction 0.15 --methods uniform tpe
+        # any scale at another budget, with some of its methods (the simple rules' ratios need them all)
 
 Methods: the uniform rule at its strongest (one kept fraction and one format everywhere, over every
 front-end choice: the largest that fits, as many as the others fine-tune), random search with
@@ -385,6 +387,7 @@ def _settings(
     epochs: int,
     workers: int,
     storage: str = "journal",
+    budget_fraction: float = BUDGET_FRACTION,
 ):
     return SearchSettings(
         teacher=teacher,
@@ -393,7 +396,7 @@ def _settings(
         if storage == "journal"
         else f"sqlite:///{tmp / (study + '.db')}",
         trials=trials * method.trials_factor,
-        budget=Budget(latency_fraction=BUDGET_FRACTION),
+        budget=Budget(latency_fraction=budget_fraction),
         workers=workers,
         sampler=method.sampler,
         seed=seed,
@@ -485,7 +488,22 @@ def main(argv: list[str] | None = None) -> int:
         default=None,
         help="run only these of the scale's seeds (e.g. --seeds 0) [all of the scale's]",
     )
+    parser.add_argument(
+        "--budget-fraction",
+        type=float,
+        default=BUDGET_FRACTION,
+        help=f"the latency budget, a fraction of the teacher's [{BUDGET_FRACTION}, as the issue sets it]",
+    )
+    parser.add_argument(
+        "--methods",
+        nargs="+",
+        choices=list(METHODS),
+        default=None,
+        help="run only these methods [the scale's]",
+    )
     args = parser.parse_args(argv)
+    if not 0 < args.budget_fraction <= 1:
+        parser.error(f"--budget-fraction must be in (0, 1], got {args.budget_fraction}")
     scale_name = "quick" if args.quick else args.scale
     scale = SCALES[scale_name]
     out = args.out or Path(
@@ -504,6 +522,8 @@ def main(argv: list[str] | None = None) -> int:
         if not set(args.seeds) <= set(seeds):
             parser.error(f"--seeds must be among the {scale_name} scale's seeds {seeds}")
         seeds = tuple(args.seeds)
+    if args.methods is not None:
+        methods = tuple(args.methods)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     catalog = open_dataset(args.data, "fsdd")
     started = time.perf_counter()
@@ -531,6 +551,7 @@ def main(argv: list[str] | None = None) -> int:
                             epochs,
                             2,
                             args.storage,
+                            args.budget_fraction,
                         ),
                         METHODS[name],
                         profile,
@@ -555,6 +576,7 @@ def main(argv: list[str] | None = None) -> int:
                 epochs,
                 workers,
                 args.storage,
+                args.budget_fraction,
             )
             run = _run(settings, METHODS["nsga2"], profile, console)
             _drop_private(run)
@@ -580,7 +602,7 @@ def main(argv: list[str] | None = None) -> int:
         else None,
         "worker_scaling": scaling,
         "steady_worker_scaling": steady_scaling,  # after start-up: first finished trial to last
-        "budget_fraction": BUDGET_FRACTION,
+        "budget_fraction": args.budget_fraction,
         "storage": args.storage,
         "splits": splits,
         "seeds": seeds,
@@ -595,7 +617,8 @@ def main(argv: list[str] | None = None) -> int:
     }
     write_json(out, payload)
     out.with_suffix(".partial.json").unlink(missing_ok=True)
-    table = Table(title=f"search at {BUDGET_FRACTION:.0%} of the teacher, {trials} trials, equal CPU-seconds")
+    title = f"search at {args.budget_fraction:.0%} of the teacher, {trials} trials, equal CPU-seconds"
+    table = Table(title=title)
     columns = ["method", "hypervolume", "vs best simple", "anytime vs best simple", "best validation"]
     columns += ["test-voice hv vs best simple", "best test", "test gain", "seed-mean gain"]
     columns.append("val~test rho")
