@@ -89,6 +89,7 @@ from paretone.search import hypervolume as front_hypervolume
 from paretone.training import score
 
 BUDGET_FRACTION = 0.25
+DEFAULT_BUDGET = Budget(latency_fraction=BUDGET_FRACTION)  # the issue's; --budget-fraction changes it
 ANYTIME = (0.25, 0.5, 0.75, 1.0)  # fractions of the equal cap at which every front is scored too
 ROOT = Path("runs/bench-search")
 
@@ -387,7 +388,7 @@ def _settings(
     epochs: int,
     workers: int,
     storage: str = "journal",
-    budget_fraction: float = BUDGET_FRACTION,
+    budget: Budget = DEFAULT_BUDGET,
 ):
     return SearchSettings(
         teacher=teacher,
@@ -396,7 +397,7 @@ def _settings(
         if storage == "journal"
         else f"sqlite:///{tmp / (study + '.db')}",
         trials=trials * method.trials_factor,
-        budget=Budget(latency_fraction=budget_fraction),
+        budget=budget,
         workers=workers,
         sampler=method.sampler,
         seed=seed,
@@ -502,8 +503,10 @@ def main(argv: list[str] | None = None) -> int:
         help="run only these methods [the scale's]",
     )
     args = parser.parse_args(argv)
-    if not 0 < args.budget_fraction <= 1:
-        parser.error(f"--budget-fraction must be in (0, 1], got {args.budget_fraction}")
+    try:  # Budget's own checks, before any teacher is trained
+        budget = Budget(latency_fraction=args.budget_fraction)
+    except ConfigError as exc:
+        parser.error(str(exc))
     scale_name = "quick" if args.quick else args.scale
     scale = SCALES[scale_name]
     out = args.out or Path(
@@ -551,7 +554,7 @@ def main(argv: list[str] | None = None) -> int:
                             epochs,
                             2,
                             args.storage,
-                            args.budget_fraction,
+                            budget,
                         ),
                         METHODS[name],
                         profile,
@@ -576,7 +579,7 @@ def main(argv: list[str] | None = None) -> int:
                 epochs,
                 workers,
                 args.storage,
-                args.budget_fraction,
+                budget,
             )
             run = _run(settings, METHODS["nsga2"], profile, console)
             _drop_private(run)
