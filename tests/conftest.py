@@ -13,6 +13,15 @@ import pytest
 from tests.helpers import FSDD, run_cli, synthetic_profile
 
 
+def pytest_terminal_summary(terminalreporter) -> None:
+    """The CPU and its SIMD flags, last (also under -q): ONNX Runtime's int8 kernels differ by them."""
+    from paretone.runtime._kit_runner import fingerprint
+
+    device = fingerprint(threads=1)
+    flags = ", ".join(device["cpu_flags"])
+    terminalreporter.write_line(f"cpu: {device['cpu']} ({flags}); onnxruntime {device['onnxruntime']}")
+
+
 @pytest.fixture(scope="module")
 def local_ray():
     """One local Ray for a module's in-process searches: a driver joins a Ray that is running and

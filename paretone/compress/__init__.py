@@ -21,6 +21,7 @@ from paretone.compress._fake_quant import (
 )
 from paretone.compress._formats import (
     FLOAT,
+    INTEGER_KERNEL_WEIGHT_QMAX,
     NBITS_BLOCK,
     RUNTIME_FORMATS,
     RuntimeFormat,
@@ -54,6 +55,7 @@ __all__ = [
     "FLOAT",
     "FRONT_END",
     "IMPORTANCE",
+    "INTEGER_KERNEL_WEIGHT_QMAX",
     "NBITS_BLOCK",
     "OPERATORS",
     "RECIPE_FILE",

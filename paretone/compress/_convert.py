@@ -53,8 +53,9 @@ class _Feeds:
 
 
 def static_int8(model: onnx.ModelProto, nodes: list[str], conversion: Conversion) -> onnx.ModelProto:
-    """QDQ int8 by ``quantize_static``: per-channel symmetric weights, calibrated uint8 activations
-    (ranges pinned by ``conversion.overrides`` where the student learnt them)."""
+    """QDQ int8 by ``quantize_static``: per-channel symmetric weights on [-64, 64] (``reduce_range``:
+    see ``_formats.INTEGER_KERNEL_WEIGHT_QMAX``), calibrated uint8 activations (ranges pinned by
+    ``conversion.overrides`` where the student learnt them)."""
     from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
 
     reader = type("Reader", (_Feeds, CalibrationDataReader), {})(conversion.feeds)
@@ -67,6 +68,7 @@ def static_int8(model: onnx.ModelProto, nodes: list[str], conversion: Conversion
             reader,
             quant_format=QuantFormat.QDQ,
             per_channel=True,
+            reduce_range=True,
             activation_type=QuantType.QUInt8,
             weight_type=QuantType.QInt8,
             nodes_to_quantize=nodes,
@@ -81,8 +83,8 @@ def static_int8(model: onnx.ModelProto, nodes: list[str], conversion: Conversion
 
 
 def dynamic_int8_lstm(model: onnx.ModelProto, nodes: list[str], conversion: Conversion) -> onnx.ModelProto:
-    """DynamicQuantizeLSTM by ``quantize_dynamic``: int8 weights per gate row (symmetric), the
-    inputs of each call quantized on the fly (so no calibration)."""
+    """DynamicQuantizeLSTM by ``quantize_dynamic``: int8 weights per gate row (symmetric, on
+    [-64, 64] as static int8's), the inputs of each call quantized on the fly (so no calibration)."""
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -92,6 +94,7 @@ def dynamic_int8_lstm(model: onnx.ModelProto, nodes: list[str], conversion: Conv
             source,
             target,
             per_channel=True,
+            reduce_range=True,
             weight_type=QuantType.QInt8,
             nodes_to_quantize=nodes,
             op_types_to_quantize=["LSTM"],

@@ -1,7 +1,8 @@
 """Fake quantization for fine-tuning at the bit-widths a recipe assigns (straight-through gradients).
 
 Weights: symmetric, per output channel, or per block of 32 inputs for weight-only linear layers (the
-granularity MatMulNBits stores); a recurrent layer's per gate row. Activations: per tensor,
+granularity MatMulNBits stores); a recurrent layer's per gate row; on [-64, 64] where the runtime's
+kernel is integer x integer (``RuntimeFormat.weight_qmax`` says why). Activations: per tensor,
 asymmetric 8 bit, on the layer's input, with a range tracked by an exponential moving average
 during training and frozen in eval mode; a dynamically quantized LSTM's input range is each call's
 own, as ONNX Runtime computes it.
@@ -24,14 +25,28 @@ def _round_ste(x: torch.Tensor) -> torch.Tensor:
     return x + (torch.round(x) - x).detach()
 
 
-def quantize_weight(weight: torch.Tensor, bits: int, block_size: int | None = None) -> torch.Tensor:
-    """Symmetric fake quantization of a weight, per output channel or per input block."""
-    qmax = 2 ** (bits - 1) - 1
+def _format_weight(weight: torch.Tensor, fmt: RuntimeFormat) -> torch.Tensor:
+    """``weight`` on the grid ``fmt`` stores (unchanged for float weights)."""
+    if fmt.weight_bits is None:
+        return weight
+    qmax = None if fmt.block_size else fmt.weight_qmax
+    return quantize_weight(weight, fmt.weight_bits, fmt.block_size, qmax=qmax)
+
+
+def quantize_weight(
+    weight: torch.Tensor, bits: int, block_size: int | None = None, *, qmax: int | None = None
+) -> torch.Tensor:
+    """Symmetric fake quantization of a weight, per output channel (codes in [-qmax, qmax], qmax
+    2^(bits-1) - 1 unless given) or per input block (MatMulNBits' grid; ``qmax`` must be None)."""
     if block_size is None:
+        qmax = qmax or 2 ** (bits - 1) - 1
         flat = weight.reshape(weight.shape[0], -1)
-        # ONNX Runtime's symmetric per-channel int8: scale = absmax / 127, codes in [-127, 127]
+        # ONNX Runtime's symmetric per-channel int8: scale = absmax / qmax, codes in [-qmax, qmax]
         scale = flat.detach().abs().amax(dim=1, keepdim=True).clamp_min(1e-12) / qmax
         return (torch.clamp(_round_ste(flat / scale), -qmax, qmax) * scale).reshape(weight.shape)
+    if qmax is not None:
+        raise ValueError("a block grid's codes are fixed by its bits: pass qmax only for per-channel grids")
+    qmax = 2 ** (bits - 1) - 1
     out_features, in_features = weight.shape
     pad = (-in_features) % block_size
     blocks = F.pad(weight, (0, pad)).reshape(out_features, -1, block_size)
@@ -86,8 +101,7 @@ class FakeQuantLinear(nn.Linear):
         self.input_quant = _input_quantizer(fmt)
 
     def quantized_weight(self) -> torch.Tensor:
-        bits = self.format.weight_bits
-        return self.weight if bits is None else quantize_weight(self.weight, bits, self.format.block_size)
+        return _format_weight(self.weight, self.format)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return F.linear(self.input_quant(x), self.quantized_weight(), self.bias)
@@ -108,8 +122,7 @@ class FakeQuantConv2d(nn.Conv2d):
         self.input_quant = _input_quantizer(fmt)
 
     def quantized_weight(self) -> torch.Tensor:
-        bits = self.format.weight_bits
-        return self.weight if bits is None else quantize_weight(self.weight, bits, self.format.block_size)
+        return _format_weight(self.weight, self.format)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self._conv_forward(self.input_quant(x), self.quantized_weight(), self.bias)
@@ -143,8 +156,7 @@ class FakeQuantDenseConv(nn.Module):
         return None
 
     def quantized_weight(self) -> torch.Tensor:
-        weight = self._source.dense_weight()
-        return quantize_weight(weight, self.format.weight_bits) if self.format.weight_bits else weight
+        return _format_weight(self._source.dense_weight(), self.format)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return F.conv2d(self.input_quant(x), self.quantized_weight(), padding=self.padding)
@@ -194,9 +206,8 @@ class FakeQuantRNN(nn.Module):
         )
 
     def rounded(self) -> dict[str, torch.Tensor]:
-        bits = self.format.weight_bits
         return {
-            name: quantize_weight(p, bits) if bits is not None and name.startswith("weight") else p
+            name: _format_weight(p, self.format) if name.startswith("weight") else p
             for name, p in self.named_parameters(recurse=False)
         }
 

@@ -24,6 +24,13 @@ from paretone.errors import ConfigError
 Converter = Callable[[onnx.ModelProto, list[str], Conversion], onnx.ModelProto]
 Verifier = Callable[[onnx.ModelProto, str], "str | None"]
 NBITS_BLOCK = 32  # MatMulNBits block size
+# The largest weight code of a format whose kernel multiplies integer activations by integer weights
+# (uint8 x int8 on x86). On CPUs without VNNI (AVX2 only: one AMD EPYC host of this machine kind is
+# one) ONNX Runtime sums pairs of such products in int16 (vpmaddubsw), which saturates once a weight
+# code passes 64: the shipped model would compute something else than the model fine-tuned
+# (onnxruntime issues 5849 and 14642). On [-64, 64] (ONNX Runtime's ``reduce_range``), 2 x 255 x 64
+# fits in int16, so every x86 CPU computes what was fine-tuned, at the same speed.
+INTEGER_KERNEL_WEIGHT_QMAX = 64
 
 
 @dataclass(frozen=True)
@@ -48,6 +55,15 @@ class RuntimeFormat:
     @property
     def is_float(self) -> bool:
         return self.weight_bits is None and self.activation_bits is None
+
+    @property
+    def weight_qmax(self) -> int | None:
+        """The largest code of the symmetric per-channel weight grid (None: float weights)."""
+        if self.weight_bits is None:
+            return None
+        if self.activation_bits is not None:  # an integer kernel: see INTEGER_KERNEL_WEIGHT_QMAX
+            return INTEGER_KERNEL_WEIGHT_QMAX
+        return 2 ** (self.weight_bits - 1) - 1
 
 
 RUNTIME_FORMATS: tuple[RuntimeFormat, ...] = (

@@ -5,13 +5,27 @@ from __future__ import annotations
 import json
 import random
 
+import numpy as np
+import onnx
 import pytest
 import torch
+from onnx import TensorProto, numpy_helper
 
 from paretone.audio import FrontEndConfig
-from paretone.compress import OPERATORS, RUNTIME_FORMATS, Recipe, UniformSetting, apply, runtime_format
+from paretone.compress import (
+    INTEGER_KERNEL_WEIGHT_QMAX,
+    OPERATORS,
+    RUNTIME_FORMATS,
+    Quantize,
+    Recipe,
+    UniformSetting,
+    apply,
+    export_compressed,
+    runtime_format,
+)
 from paretone.errors import ConfigError
 from paretone.models import FAMILIES, build_model, count_complexity
+from paretone.runtime import run_logits
 
 
 def _teacher(family: str):
@@ -96,3 +110,27 @@ def test_every_runtime_format_is_data_with_a_verifier():
         assert fmt.block_size is None or fmt.activation_bits is None
     with pytest.raises(ConfigError, match="choose one of"):
         runtime_format("conv2d", "w4")
+
+
+def test_integer_kernels_get_weights_no_cpu_can_saturate_on(teacher, tmp_path):
+    """uint8 x int8 products summed in pairs in int16 (x86 without VNNI) saturate past code 64: every
+    format with an integer kernel stores its weights on [-64, 64], on every family that offers it,
+    and the file computes what the fake-quantized student does."""
+    structure = teacher.structure()
+    formats = {}
+    for layer in structure.quantizable:
+        integer = [f for f in RUNTIME_FORMATS if f.layer_kind == layer.kind and f.activation_bits]
+        if integer:
+            formats[layer.name] = integer[0].name
+    assert formats  # every family has one (a recurrent family's head, at least)
+    recipe = Recipe.of(Quantize(formats))
+    student = apply(recipe, teacher).eval()
+    waves = torch.randn(8, 8000, generator=torch.Generator().manual_seed(1)) * 0.1
+    path = tmp_path / "student.onnx"
+    export_compressed(student, recipe, path, calibration=waves)
+    graph = onnx.load(path).graph
+    codes = [numpy_helper.to_array(t) for t in graph.initializer if t.data_type == TensorProto.INT8]
+    assert codes and max(int(np.abs(c.astype(np.int32)).max()) for c in codes) == INTEGER_KERNEL_WEIGHT_QMAX
+    with torch.no_grad():
+        fake = student(waves).numpy()
+    assert np.abs(run_logits(path, waves.numpy()) - fake).max() < 0.05 * np.abs(fake).max()
