@@ -4,8 +4,9 @@ Latency and memory come from the device profile's predictors over the candidate'
 export). A candidate predicted over budget is never fine-tuned; a budget no candidate of the space
 can meet is refused before the search starts; and a new study begins with the largest uniform
 candidates that fit, because drawn at random almost every candidate breaks a tight budget, then
-with the uniform rule's best at a ladder of lower latencies, because a front is a trade-off and a
-rule applied at the budget alone leaves everything faster unexplored.
+with the uniform rule's best at a ladder of lower latencies down to the space's fastest uniform
+candidate, because a front is a trade-off and a rule applied at the budget alone leaves everything
+faster unexplored.
 """
 
 from __future__ import annotations
@@ -118,18 +119,23 @@ class CostModel:
         p = self.cost(recipe).predicted
         return self.budget_now(budget).fits(p.screened_latency_ms, p.peak_bytes, p.model_bytes)
 
+    def smallest(self, space: SearchSpace, arm: str = TEACHER) -> list[tuple[Predicted, dict[str, Any]]]:
+        """Every format and front-end choice of ``arm`` keeping the least the space allows, with its
+        predicted cost (those that cannot be built, such as a hop a chunk cannot hold, left out)."""
+        found = []
+        for fmt in FORMAT_NAMES:
+            for front_end in space.front_end_options(arm):
+                params = space.uniform(UniformSetting(0.0, fmt, front_end), arm)
+                try:
+                    found.append((self.cost(space.recipe(params)).predicted, params))
+                except InvalidCandidate:
+                    continue
+        return found
+
     def check_reachable(self, space: SearchSpace, budget: ResolvedBudget) -> None:
         """ConfigError naming the smallest candidate's latency if nothing in the space fits (at the
         speed now)."""
-        latencies = []
-        for arm in space.arm_names():
-            for fmt in FORMAT_NAMES:
-                for fe in space.front_end_options(arm):
-                    try:  # a candidate that cannot be built (a hop a chunk cannot hold) is not one
-                        cost = self.cost(space.recipe(space.uniform(UniformSetting(0.0, fmt, fe), arm)))
-                    except InvalidCandidate:
-                        continue
-                    latencies.append(cost.predicted.screened_latency_ms)
+        latencies = [p.screened_latency_ms for arm in space.arm_names() for p, _ in self.smallest(space, arm)]
         if not latencies:
             raise ConfigError("no candidate of the search space can be built; widen the space settings")
         smallest, limit_ms = min(latencies), self.budget_now(budget).latency_ms
@@ -211,7 +217,8 @@ class CostModel:
             if first is not None:
                 students.append(first[1])
         uniform = starts[:1] + students + starts[1:]
-        rungs = _first_unused([_unique(p for *_, p in rows) for rows in levels], taken=uniform)
+        rules = [*(_unique(p for *_, p in rows) for rows in levels), self._floor(space, budget)]
+        rungs = _first_unused(rules, taken=uniform)
         return [WarmStart(p, UNIFORM) for p in uniform] + [WarmStart(p, LADDER) for p in rungs]
 
     def ladder(
@@ -219,9 +226,22 @@ class CostModel:
     ) -> list[dict[str, Any]]:
         """At each of ``LADDER_SHARES`` of the latency budget, fastest last, the uniform rule's
         strongest candidate there (``uniform_rule``'s first) not in ``taken`` nor on a rung above;
-        none where nothing in the space fits. The rungs spread the first fine-tuned trials over the
-        latencies below the budget, where a rule applied at the budget never looks."""
-        return _first_unused(self.uniform_rules(space, _rung_budgets(budget)), taken=taken)
+        none where nothing in the space fits; then the floor (``_floor``). The rungs spread the first
+        fine-tuned trials over the latencies below the budget, where a rule applied at the budget
+        never looks."""
+        rules = [*self.uniform_rules(space, _rung_budgets(budget)), self._floor(space, budget)]
+        return _first_unused(rules, taken=taken)
+
+    def _floor(self, space: SearchSpace, budget: ResolvedBudget) -> list[dict[str, Any]]:
+        """The space's fastest uniform candidate, if it fits: the front's fast end. Each rung holds
+        the rule's strongest candidate at its share, so under a tight budget every rung stands near
+        the budget (at 15% of the teacher each was slower than the rule's float 32-mel candidate)."""
+        candidates = self.smallest(space)
+        if not candidates:
+            return []
+        p, params = min(candidates, key=lambda found: found[0].screened_latency_ms)
+        fits = self.budget_now(budget).fits(p.screened_latency_ms, p.peak_bytes, p.model_bytes)
+        return [params] if fits else []
 
 
 def _rung_budgets(budget: ResolvedBudget) -> list[ResolvedBudget]:

@@ -76,4 +76,8 @@ def test_the_ladder_spreads_the_rules_strongest_candidates_below_the_budget(rule
     for rule in rules:
         first = next((p for p in rule if p not in uniform and p not in expected), None)
         expected += [first] if first is not None else []
-    assert rungs == expected
+    # and the last rung is the floor: the fastest uniform candidate of the space (brute force)
+    least = [UniformSetting(0.0, f, fe) for f in FORMAT_NAMES for fe in space.front_end_options()]
+    floor = min((space.uniform(setting) for setting in least), key=latency)
+    assert latency(floor) < min(latency(p) for p in expected) and floor not in uniform
+    assert rungs == [*expected, floor]
