@@ -33,7 +33,7 @@ from paretone.hw_models._profile import (
     is_outdated,
     profile_path,
 )
-from paretone.hw_models._sweep import calibration_kernels, random_recipe
+from paretone.hw_models._sweep import SMALL_KEPT, calibration_kernels, random_recipe
 from paretone.hw_models._validate import (
     VALIDATION_SEED,
     ErrorStats,
@@ -46,6 +46,7 @@ from paretone.hw_models._validate import (
 __all__ = [
     "ANCHORS",
     "PROFILE_FORMAT",
+    "SMALL_KEPT",
     "VALIDATION_SEED",
     "Anchor",
     "CalibrationSummary",

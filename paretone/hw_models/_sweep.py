@@ -53,25 +53,30 @@ def calibration_kernels(
     return sorted(kernels, key=lambda k: k.key)
 
 
-def random_recipe(structure: ModelStructure, rng: random.Random) -> Recipe:
+SMALL_KEPT = 0.25  # a small model keeps at most this share of every unit
+
+
+def random_recipe(structure: ModelStructure, rng: random.Random, *, small: bool = False) -> Recipe:
     """A random compression of a teacher: what the search might propose, for fitting and validation.
 
     Each unit is pruned with probability 1/2 (to a uniform kept fraction), each layer gets a
-    uniformly drawn format and the front-end a drawn implementation, hop and band count, so small,
-    large, float and low-bit models all occur.
+    uniformly drawn format and the front-end a drawn implementation, hop and band count, so large,
+    float and low-bit models all occur. ``small``: every unit pruned to at most ``SMALL_KEPT``, near
+    the space's floor, which a model drawn the first way almost never comes near.
     """
     heads, channels, formats = {}, {}, {}
     options = front_end_options(structure.front_end)
     front_end = FrontEnd(
         rng.choice(options.implementations), rng.choice(options.hop_lengths), rng.choice(options.n_mels)
     )
+    most = SMALL_KEPT if small else 1.0
     for unit in structure.prunable:
-        if rng.random() < 0.5:
+        if not small and rng.random() < 0.5:
             continue
         if unit.kind == ATTENTION_HEADS:
-            heads[unit.name] = rng.randint(1, unit.size)
+            heads[unit.name] = rng.randint(1, max(1, round(unit.size * most)))
         else:
-            channels[unit.name] = round(rng.uniform(max(1 / unit.size, 0.05), 1.0), 3)
+            channels[unit.name] = round(rng.uniform(max(1 / unit.size, 0.05), most), 3)
     for layer in structure.quantizable:
         formats[layer.name] = rng.choice(formats_for(layer.kind)).name
     return Recipe.of(front_end, Prune(heads, channels), Quantize(formats))

@@ -10,9 +10,11 @@ import pytest
 from click.testing import CliRunner
 
 from paretone.cli import cli
+from paretone.compress import Prune
 from paretone.errors import ConfigError
 from paretone.hw_models import (
     ANCHORS,
+    SMALL_KEPT,
     DeviceProfile,
     LatencyModel,
     MemoryModel,
@@ -71,6 +73,19 @@ def test_calibration_writes_a_profile_that_covers_every_student(profile_dir, tea
         assert prediction.complete and prediction.coverage == 1.0 and prediction.latency_ms > 0
         memory = MemoryModel(profile).predict(student.kernels)
         assert memory.peak_bytes is not None and memory.tensor_peak_bytes > 0
+
+
+def test_every_fourth_random_model_is_small_so_the_fit_reaches_the_floor():
+    teacher = build_model(ASTConfig.uniform(num_classes=10, dim=64, depth=2, heads=4)).eval()
+    structure = teacher.structure()
+    models = random_models(teacher, 8, seed=0, prefix="calibration")
+    for i, model in enumerate(models):
+        prune = model.recipe.get(Prune)
+        kept = {**prune.channels, **{name: n / 4 for name, n in prune.heads.items()}}
+        if i in (3, 7):  # every unit pruned to at most a quarter
+            assert set(kept) == {u.name for u in structure.prunable} and max(kept.values()) <= SMALL_KEPT
+        else:  # drawn freely: some unit keeps more than a quarter, or is not pruned at all
+            assert len(kept) < len(structure.prunable) or max(kept.values()) > SMALL_KEPT
 
 
 def test_rerunning_calibration_extends_instead_of_remeasuring(profile_dir, teacher):
