@@ -15,7 +15,7 @@ from tests.helpers import FSDD, run_cli, synthetic_profile
 
 def pytest_terminal_summary(terminalreporter) -> None:
     """The CPU and its SIMD flags, last (also under -q): ONNX Runtime's int8 kernels differ by them."""
-    from paretone.runtime._kit_runner import fingerprint
+    from paretone.runtime import fingerprint
 
     device = fingerprint(threads=1)
     flags = ", ".join(device["cpu_flags"])

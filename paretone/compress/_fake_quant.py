@@ -29,8 +29,7 @@ def _format_weight(weight: torch.Tensor, fmt: RuntimeFormat) -> torch.Tensor:
     """``weight`` on the grid ``fmt`` stores (unchanged for float weights)."""
     if fmt.weight_bits is None:
         return weight
-    qmax = None if fmt.block_size else fmt.weight_qmax
-    return quantize_weight(weight, fmt.weight_bits, fmt.block_size, qmax=qmax)
+    return quantize_weight(weight, fmt.weight_bits, fmt.block_size, qmax=fmt.weight_qmax)
 
 
 def quantize_weight(

@@ -58,8 +58,9 @@ class RuntimeFormat:
 
     @property
     def weight_qmax(self) -> int | None:
-        """The largest code of the symmetric per-channel weight grid (None: float weights)."""
-        if self.weight_bits is None:
+        """The largest code of the symmetric per-channel weight grid (None: float weights, or a
+        block grid, whose codes its bits fix)."""
+        if self.weight_bits is None or self.block_size is not None:
             return None
         if self.activation_bits is not None:  # an integer kernel: see INTEGER_KERNEL_WEIGHT_QMAX
             return INTEGER_KERNEL_WEIGHT_QMAX
