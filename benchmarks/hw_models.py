@@ -43,7 +43,7 @@ from paretone.hw_models import (
     write_kit,
 )
 from paretone.models import ASTConfig, build_model
-from paretone.runtime import MEMORY_PROCESSES, run_kit
+from paretone.runtime import MEMORY_PROCESSES, run_kit_in_fresh_process
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -82,7 +82,9 @@ def main(argv: list[str] | None = None) -> int:
             passes=passes,
             progress=show,
         )
-        results = run_kit(kit, kit / "results.json", progress=lambda d, t: show("campaign", d, t))
+        results = run_kit_in_fresh_process(
+            kit, kit / "results.json", progress=lambda d, t: show("campaign", d, t)
+        )
         campaign = merge_results(None, "campaign", results, "campaign")
         tested = [m for name, m in campaign.models.items() if name.startswith("validation")]
         for m in tested:

@@ -1,4 +1,4 @@
-"""Calibrate this machine: build the kit, measure it in-process, merge it into the device profile."""
+"""Calibrate this machine: build the kit, measure it in a fresh process, merge it into the device profile."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from paretone.hw_models._probe import record_probe
 from paretone.hw_models._profile import DeviceProfile, is_outdated, profile_path
 from paretone.hw_models._sweep import calibration_kernels
 from paretone.models import AudioModel
-from paretone.runtime import _kit_runner
+from paretone.runtime import _kit_runner, run_kit_in_fresh_process
 
 CALIBRATION_SEED = 0  # whole models for fitting; validation uses other seeds
 
@@ -81,7 +81,7 @@ def calibrate(
         passes=passes,
         progress=progress,
     )
-    _kit_runner.run(
+    run_kit_in_fresh_process(
         work,
         work / "results.json",
         progress=None if progress is None else (lambda done, total: progress("measuring", done, total)),

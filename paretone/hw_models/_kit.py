@@ -3,7 +3,7 @@
 A kit is a folder: ``manifest.json`` (what each file is), ``baseline.onnx`` (an empty session),
 ``kernels/*.onnx`` (micro-models), ``models/*.onnx`` (random compressed whole models, for the
 per-model overhead and the memory model) and ``run_kit.py`` (needs only onnxruntime and numpy).
-Local calibration builds the same kit and runs the same script in-process.
+Local calibration builds the same kit and runs the same script, in a fresh child process.
 """
 
 from __future__ import annotations

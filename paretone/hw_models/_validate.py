@@ -32,7 +32,7 @@ from paretone.hw_models._probe import (
 )
 from paretone.hw_models._profile import DeviceProfile, ModelMeasurement
 from paretone.models import AudioModel, Kernel
-from paretone.runtime import MemoryMeasurement, _kit_runner, measure_latencies, measure_memory
+from paretone.runtime import MemoryMeasurement, _kit_runner, measure_latencies_isolated, measure_memory
 
 VALIDATION_SEED = 1000  # far from the calibration seed: no model is in both sets
 
@@ -314,7 +314,8 @@ def validate(
         before = after = None
         if probing:
             before = probe_speed(profile, probe_dir)  # type: ignore[arg-type]
-        timings = measure_latencies(paths + anchors, threads=profile.threads, passes=passes)
+        # in a fresh process, as calibration measured the profile and as `pick` measures
+        timings = measure_latencies_isolated(paths + anchors, threads=profile.threads, passes=passes)
         if probing:
             after = probe_speed(profile, probe_dir)  # type: ignore[arg-type]
         measured, memories = [], []

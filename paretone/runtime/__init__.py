@@ -7,6 +7,7 @@ only onnxruntime and numpy measures exactly as this machine does.
 
 from paretone.runtime._kit_runner import MEMORY_PROCESSES, fingerprint, make_session, random_feeds
 from paretone.runtime._kit_runner import run as run_kit
+from paretone.runtime._kit_runner import run_in_fresh_process as run_kit_in_fresh_process
 from paretone.runtime._measure import (
     LatencyMeasurement,
     MemoryMeasurement,
@@ -71,6 +72,7 @@ __all__ = [
     "open_session",
     "random_feeds",
     "run_kit",
+    "run_kit_in_fresh_process",
     "run_logits",
     "run_stream",
     "run_windows",

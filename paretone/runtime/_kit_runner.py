@@ -2,8 +2,8 @@
 
 This file is copied verbatim into every kit as ``run_kit.py``, so it must need nothing but the
 Python standard library, numpy and onnxruntime (a phone-class or edge device has no torch).
-paretone itself runs the same code in-process for local calibration: one timing method, whether the
-device is this machine or a remote one.
+paretone runs this very file in a fresh child process for local calibration: one timing method,
+whether the device is this machine or a remote one.
 
     python run_kit.py [--out results.json]
 
@@ -282,11 +282,45 @@ def run(
     return results
 
 
+PROGRESS_PREFIX = "progress "  # ``--progress-lines``: "progress DONE TOTAL" per step on stdout
+
+
+def run_in_fresh_process(
+    kit_dir: str | os.PathLike[str],
+    out: str | os.PathLike[str],
+    *,
+    progress: Callable[[int, int], None] | None = None,
+) -> dict:
+    """``run`` in a child Python running the kit's own script, as on a remote device.
+
+    The calling process has torch loaded and has just exported the kit: its idle OpenMP threads and
+    warm allocator slowed the small whole models by up to 14% against a fresh process, and ``pick``
+    measures in a fresh process. RuntimeError with the child's last line if it fails."""
+    script = Path(kit_dir) / "run_kit.py"
+    command = [sys.executable, str(script), "--out", str(out), "--progress-lines"]
+    with (
+        tempfile.TemporaryFile("w+") as errors,  # a file, not a pipe: a full pipe would block the child
+        subprocess.Popen(command, stdout=subprocess.PIPE, stderr=errors, text=True) as child,
+    ):
+        for line in child.stdout or ():
+            if line.startswith(PROGRESS_PREFIX) and progress is not None:
+                done, total = (int(v) for v in line[len(PROGRESS_PREFIX) :].split())
+                progress(done, total)
+        child.wait()
+        errors.seek(0)
+        message = errors.read()
+    if child.returncode != 0:
+        tail = message.strip().splitlines()[-1:] or ["no output"]
+        raise RuntimeError(f"measuring the kit failed: {tail[0]}")
+    return json.loads(Path(out).read_text())
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description="Measure a paretone calibration kit on this device.")
     parser.add_argument("--out", default="results.json", help="results file (extended if it exists)")
     parser.add_argument("--peak-memory", help=argparse.SUPPRESS)
     parser.add_argument("--threads", type=int, default=1, help=argparse.SUPPRESS)
+    parser.add_argument("--progress-lines", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.peak_memory:
         rss = _peak_in_this_process(args.peak_memory, args.threads)  # first: the process still fresh
@@ -295,10 +329,14 @@ def main() -> None:
         return
 
     def show(done: int, total: int) -> None:
-        print(f"\rmeasured {done}/{total}", end="" if done < total else "\n", file=sys.stderr, flush=True)
+        if args.progress_lines:
+            print(f"{PROGRESS_PREFIX}{done} {total}", flush=True)
+        else:
+            print(f"\rmeasured {done}/{total}", end="" if done < total else "\n", file=sys.stderr, flush=True)
 
     run(Path(__file__).resolve().parent, args.out, progress=show)
-    print(f"wrote {args.out}: copy it back and run `paretone calibrate --import {args.out}`")
+    if not args.progress_lines:
+        print(f"wrote {args.out}: copy it back and run `paretone calibrate --import {args.out}`")
 
 
 if __name__ == "__main__":

@@ -31,7 +31,7 @@ from paretone.hw_models import (
     write_kit,
 )
 from paretone.models import ASTConfig, build_model
-from paretone.runtime import MEMORY_PROCESSES
+from paretone.runtime import MEMORY_PROCESSES, _kit_runner, run_kit_in_fresh_process
 
 pytestmark = pytest.mark.slow  # calibrates for real
 
@@ -51,8 +51,14 @@ def profile_dir(tmp_path_factory, teacher):
     old.write_text(json.dumps({"format": "paretone.device-profile/1", "device": "here", "kernels": []}))
     with pytest.raises(ConfigError, match=r"written by an older paretone.*re-run `paretone calibrate`"):
         DeviceProfile.load(old)
-    calibrate(device="here", profile_dir=directory, teacher=teacher, models=8, passes=1)
+    with pytest.MonkeyPatch.context() as patch:  # measured in a fresh process, as `pick` measures
+        patch.setattr(_kit_runner, "run", _not_in_this_process)
+        calibrate(device="here", profile_dir=directory, teacher=teacher, models=8, passes=1)
     return directory
+
+
+def _not_in_this_process(*args, **kwargs):
+    raise AssertionError("the kit was measured in the calibrating process")
 
 
 def test_calibration_writes_a_profile_that_covers_every_student(profile_dir, teacher):
@@ -228,6 +234,32 @@ def test_kit_runs_with_only_onnxruntime_and_numpy_and_imports(tmp_path, teacher)
         ],
     )
     assert out.exit_code == 2 and out.output.count("\n") == 1 and "onnxruntime" in out.output
+
+
+def test_local_calibration_measures_the_kit_in_a_fresh_process(tmp_path, teacher, monkeypatch):
+    kit = write_kit(
+        tmp_path / "kit",
+        kernels=calibration_kernels(TINY_AST)[:4],
+        teacher=teacher,
+        models=random_models(teacher, 1, seed=0, prefix="calibration"),
+        threads=1,
+        passes=2,
+        runs=3,
+    )
+    monkeypatch.setattr(_kit_runner, "run", _not_in_this_process)
+    seen = []
+    results = run_kit_in_fresh_process(
+        kit, tmp_path / "results.json", progress=lambda *step: seen.append(step)
+    )
+    entries = json.loads((kit / "manifest.json").read_text())["entries"]
+    total = 2 * len(entries) + sum(1 for e in entries if e.get("memory"))
+    assert seen == [(done, total) for done in range(1, total + 1)]  # every step, in order
+    assert set(results["measurements"]) == {e["id"] for e in entries}
+
+    broken = kit / entries[0]["file"]
+    broken.write_bytes(b"not an onnx model")
+    with pytest.raises(RuntimeError, match=r"measuring the kit failed: .*INVALID_PROTOBUF"):
+        run_kit_in_fresh_process(kit, tmp_path / "again.json")  # the child's own error, not a hang
 
 
 def test_broken_profiles_and_results_are_refused_with_advice(tmp_path):
