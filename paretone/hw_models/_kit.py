@@ -30,7 +30,6 @@ from paretone.hw_models._sweep import random_recipe
 from paretone.models import AudioModel, Kernel
 from paretone.runtime import _kit_runner, empty_model
 
-RUNNER_FILE = "run_kit.py"
 Progress = Callable[[str, int, int], None]  # (stage, done, total)
 
 
@@ -138,7 +137,7 @@ def write_kit(
         "entries": entries,
     }
     write_json(kit / _kit_runner.MANIFEST, manifest)
-    shutil.copyfile(_kit_runner.__file__, kit / RUNNER_FILE)
+    shutil.copyfile(_kit_runner.__file__, kit / _kit_runner.RUNNER_FILE)
     return kit
 
 

@@ -32,6 +32,7 @@ import numpy as np
 KIT_FORMAT = "paretone.kit/1"
 RESULTS_FORMAT = "paretone.kit-results/1"
 MANIFEST = "manifest.json"
+RUNNER_FILE = "run_kit.py"  # this file, as a kit holds it
 # Fresh processes per memory measurement. The resident-memory rise depends on the process's
 # address-space layout, which the OS randomises per process (ASLR): the same model's rise takes two
 # levels about 1.2 MB apart between processes (with randomisation off, 5 of 6 models within 0.01 MB
@@ -296,7 +297,7 @@ def run_in_fresh_process(
     The calling process has torch loaded and has just exported the kit: its idle OpenMP threads and
     warm allocator slowed the small whole models by up to 14% against a fresh process, and ``pick``
     measures in a fresh process. RuntimeError with the child's last line if it fails."""
-    script = Path(kit_dir) / "run_kit.py"
+    script = Path(kit_dir) / RUNNER_FILE
     command = [sys.executable, str(script), "--out", str(out), "--progress-lines"]
     with (
         tempfile.TemporaryFile("w+") as errors,  # a file, not a pipe: a full pipe would block the child
